@@ -1,0 +1,223 @@
+"""Deploying a translated stage into moto, with a named shim for each gap in moto's CloudFormation."""
+
+from __future__ import annotations
+
+import copy
+import json
+import warnings
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import boto3
+from botocore.exceptions import ClientError
+
+from .errors import DeploymentError
+from .template import CODE_PLACEHOLDER, Stage
+
+#: moto's CloudFormation skips these types (it warns and creates nothing), so the
+#: kit creates them itself with boto3 once the rest of the stack exists.
+DEFERRED_TYPES = (
+    "AWS::SNS::Subscription",
+    "AWS::SQS::QueuePolicy",
+    "AWS::Lambda::EventInvokeConfig",
+    "AWS::CloudWatch::Alarm",
+)
+
+
+@dataclass
+class Deployment:
+    """What the stack became: physical ids and the resources the shims created."""
+
+    stack_name: str
+    physical_ids: dict[str, str] = field(default_factory=dict)
+    resource_types: dict[str, str] = field(default_factory=dict)
+    shims_applied: list[str] = field(default_factory=list)
+    outputs: dict[str, str] = field(default_factory=dict)
+
+
+# --- shims on the template, before create_stack ---------------------------------
+
+
+def shim_event_bus_ref(template: dict[str, Any]) -> dict[str, Any]:
+    """`{"Ref": Bus}` breaks moto's stack creation; GetAtt Name is what Ref returns on AWS.
+
+    https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/aws-resource-events-eventbus.html#aws-resource-events-eventbus-return-values
+    """
+    buses = {k for k, r in template.get("Resources", {}).items() if r.get("Type") == "AWS::Events::EventBus"}
+
+    def rewrite(node: Any) -> Any:
+        if isinstance(node, dict):
+            if set(node) == {"Ref"} and node["Ref"] in buses:
+                return {"Fn::GetAtt": [node["Ref"], "Name"]}
+            if set(node) == {"Fn::Sub"} and isinstance(node["Fn::Sub"], str):
+                for bus in buses:
+                    node = {"Fn::Sub": node["Fn::Sub"].replace("${" + bus + "}", "${" + bus + ".Name}")}
+                return node
+            return {k: rewrite(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [rewrite(v) for v in node]
+        return node
+
+    return rewrite(template)
+
+
+def split_deferred(template: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Take out the resources moto's CloudFormation skips; drop DependsOn that point at them."""
+    stack = copy.deepcopy(template)
+    deferred = {k: r for k, r in stack["Resources"].items() if r.get("Type") in DEFERRED_TYPES}
+    for logical_id in deferred:
+        del stack["Resources"][logical_id]
+    for resource in stack["Resources"].values():
+        depends = resource.get("DependsOn")
+        if isinstance(depends, str) and depends in deferred:
+            del resource["DependsOn"]
+        elif isinstance(depends, list):
+            resource["DependsOn"] = [d for d in depends if d not in deferred]
+    return stack, deferred
+
+
+# --- shims after create_stack ------------------------------------------------------
+
+
+def _resolve(properties: Any, stack_name: str, region: str, account_id: str) -> Any:
+    """Resolve Ref/GetAtt/Sub in a deferred resource's properties with moto's own resolver."""
+    from moto.cloudformation.parsing import clean_json
+
+    return clean_json(copy.deepcopy(properties), _stack(stack_name, region, account_id).resource_map)
+
+
+def _stack(stack_name: str, region: str, account_id: str) -> Any:
+    from moto.cloudformation.models import cloudformation_backends
+
+    backend = cloudformation_backends[account_id][region]
+    return next(s for s in backend.stacks.values() if s.name == stack_name and s.status != "DELETE_COMPLETE")
+
+
+def create_sns_subscription(props: dict[str, Any], region: str) -> str:
+    """AWS::SNS::Subscription, with its FilterPolicy, FilterPolicyScope and RawMessageDelivery."""
+    attributes = {}
+    for name in ("FilterPolicy", "FilterPolicyScope", "RawMessageDelivery", "RedrivePolicy", "DeliveryPolicy"):
+        if name in props:
+            value = props[name]
+            attributes[name] = json.dumps(value) if isinstance(value, dict) else str(value).lower() if isinstance(value, bool) else str(value)
+    response = boto3.client("sns", region_name=region).subscribe(
+        TopicArn=props["TopicArn"], Protocol=props["Protocol"], Endpoint=props["Endpoint"],
+        Attributes=attributes, ReturnSubscriptionArn=True,
+    )
+    return response["SubscriptionArn"]
+
+
+def create_queue_policy(props: dict[str, Any], region: str) -> str:
+    """AWS::SQS::QueuePolicy: set the Policy attribute on every queue listed."""
+    sqs = boto3.client("sqs", region_name=region)
+    for url in props["Queues"]:
+        sqs.set_queue_attributes(QueueUrl=url, Attributes={"Policy": json.dumps(props["PolicyDocument"])})
+    return ",".join(props["Queues"])
+
+
+def create_event_invoke_config(props: dict[str, Any], region: str) -> str:
+    """AWS::Lambda::EventInvokeConfig: retries, event age and destinations of async invocation."""
+    kwargs: dict[str, Any] = {"FunctionName": props["FunctionName"]}
+    for name in ("MaximumRetryAttempts", "MaximumEventAgeInSeconds"):
+        if name in props:
+            kwargs[name] = int(props[name])
+    destinations = props.get("DestinationConfig") or {}
+    config = {k: v for k, v in destinations.items() if v and v.get("Destination")}
+    if config:
+        kwargs["DestinationConfig"] = config
+    boto3.client("lambda", region_name=region).put_function_event_invoke_config(**kwargs)
+    return props["FunctionName"]
+
+
+def create_alarm(props: dict[str, Any], region: str) -> str:
+    """AWS::CloudWatch::Alarm, stored in moto (which never evaluates it)."""
+    kwargs = {k: v for k, v in props.items() if k not in ("Tags",)}
+    for number in ("EvaluationPeriods", "Period", "DatapointsToAlarm"):
+        if number in kwargs:
+            kwargs[number] = int(kwargs[number])
+    if "Threshold" in kwargs:
+        kwargs["Threshold"] = float(kwargs["Threshold"])
+    if "Dimensions" in kwargs:
+        kwargs["Dimensions"] = [{"Name": d["Name"], "Value": str(d["Value"])} for d in kwargs["Dimensions"]]
+    kwargs.setdefault("AlarmName", props.get("AlarmName") or "alarm")
+    boto3.client("cloudwatch", region_name=region).put_metric_alarm(**kwargs)
+    return kwargs["AlarmName"]
+
+
+DEFERRED_SHIMS: dict[str, Callable[[dict[str, Any], str], str]] = {
+    "AWS::SNS::Subscription": create_sns_subscription,
+    "AWS::SQS::QueuePolicy": create_queue_policy,
+    "AWS::Lambda::EventInvokeConfig": create_event_invoke_config,
+    "AWS::CloudWatch::Alarm": create_alarm,
+}
+
+
+def shim_event_bus_physical_ids(deployment: Deployment, stack_name: str, region: str, account_id: str) -> None:
+    """moto lists an EventBus with an empty physical id; Ref of a bus gives its name on AWS."""
+    stack_map = _stack(stack_name, region, account_id).resource_map
+    for logical_id, resource_type in deployment.resource_types.items():
+        if resource_type == "AWS::Events::EventBus" and not deployment.physical_ids.get(logical_id):
+            deployment.physical_ids[logical_id] = stack_map[logical_id].name
+    deployment.shims_applied.append("shim_event_bus_physical_ids")
+
+
+def _create_code_bucket(region: str) -> None:
+    """moto's Lambda reads Code.S3Bucket/S3Key at creation: give it a placeholder object."""
+    bucket, key = CODE_PLACEHOLDER[len("s3://"):].split("/", 1)
+    s3 = boto3.client("s3", region_name=region)
+    kwargs: dict[str, Any] = {"Bucket": bucket}
+    if region != "us-east-1":
+        kwargs["CreateBucketConfiguration"] = {"LocationConstraint": region}
+    s3.create_bucket(**kwargs)
+    s3.put_object(Bucket=bucket, Key=key, Body=b"PK\x05\x06" + b"\x00" * 18)
+
+
+def deploy(stage: Stage, stack_name: str, region: str, account_id: str) -> Deployment:
+    """Create the stage's stack in moto and apply every shim; return the physical ids."""
+    deployment = Deployment(stack_name)
+    template = shim_event_bus_ref(stage.cloudformation)
+    deployment.shims_applied.append("shim_event_bus_ref")
+    stack_template, deferred = split_deferred(template)
+    _create_code_bucket(region)
+
+    cloudformation = boto3.client("cloudformation", region_name=region)
+    with warnings.catch_warnings():
+        # moto warns once per type it does not know; the deferred shims cover those.
+        warnings.filterwarnings("ignore", message="No Moto CloudFormation support")
+        try:
+            cloudformation.create_stack(
+                StackName=stack_name,
+                TemplateBody=json.dumps(stack_template),
+                Capabilities=["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM", "CAPABILITY_AUTO_EXPAND"],
+            )
+        except ClientError as exc:
+            raise DeploymentError(f"creating the stack failed: {exc.response['Error']['Message']}") from None
+        except Exception as exc:  # moto raises plain exceptions on templates it cannot handle
+            raise DeploymentError(
+                f"creating the stack in the emulator failed ({type(exc).__name__}: {exc}). "
+                "Check the template's references and property names."
+            ) from None
+
+    stack = cloudformation.describe_stacks(StackName=stack_name)["Stacks"][0]
+    if stack["StackStatus"] != "CREATE_COMPLETE":
+        raise DeploymentError(f"stack {stack_name} ended in {stack['StackStatus']}: {stack.get('StackStatusReason', '')}")
+    deployment.outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
+    paginator = cloudformation.get_paginator("list_stack_resources")
+    for page in paginator.paginate(StackName=stack_name):
+        for summary in page["StackResourceSummaries"]:
+            deployment.physical_ids[summary["LogicalResourceId"]] = summary["PhysicalResourceId"]
+            deployment.resource_types[summary["LogicalResourceId"]] = summary["ResourceType"]
+
+    shim_event_bus_physical_ids(deployment, stack_name, region, account_id)
+    for logical_id, resource in deferred.items():
+        shim = DEFERRED_SHIMS[resource["Type"]]
+        props = _resolve(resource.get("Properties", {}), stack_name, region, account_id)
+        try:
+            deployment.physical_ids[logical_id] = shim(props, region)
+        except ClientError as exc:
+            raise DeploymentError(f"{logical_id} ({resource['Type']}): {exc.response['Error']['Message']}") from None
+        except KeyError as exc:
+            raise DeploymentError(f"{logical_id} ({resource['Type']}): missing property {exc}") from None
+        deployment.resource_types[logical_id] = resource["Type"]
+        deployment.shims_applied.append(shim.__name__)
+    return deployment

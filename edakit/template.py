@@ -1,0 +1,239 @@
+"""Reading a SAM template and translating it offline to CloudFormation, as `sam deploy` does."""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import TemplateError, UnsupportedResourceError
+
+#: Code of every function is uploaded nowhere: CloudFormation only needs a location.
+CODE_PLACEHOLDER = "s3://edakit-local-code/function.zip"
+
+#: Resource types the local cloud deploys (into moto, or through a named shim).
+SUPPORTED_RESOURCE_TYPES = frozenset(
+    {
+        "AWS::Serverless::Function",
+        "AWS::Serverless::SimpleTable",
+        "AWS::CloudWatch::Alarm",
+        "AWS::DynamoDB::Table",
+        "AWS::Events::Archive",
+        "AWS::Events::EventBus",
+        "AWS::Events::Rule",
+        "AWS::IAM::ManagedPolicy",
+        "AWS::IAM::Policy",
+        "AWS::IAM::Role",
+        "AWS::KMS::Alias",
+        "AWS::KMS::Key",
+        "AWS::Kinesis::Stream",
+        "AWS::Lambda::EventInvokeConfig",
+        "AWS::Lambda::EventSourceMapping",
+        "AWS::Lambda::Function",
+        "AWS::Lambda::Permission",
+        "AWS::Logs::LogGroup",
+        "AWS::SNS::Subscription",
+        "AWS::SNS::Topic",
+        "AWS::SNS::TopicPolicy",
+        "AWS::SQS::Queue",
+        "AWS::SQS::QueuePolicy",
+    }
+)
+
+#: SAM event source types of AWS::Serverless::Function that the local cloud runs.
+SUPPORTED_EVENT_SOURCES = frozenset(
+    {"SQS", "SNS", "EventBridgeRule", "CloudWatchEvent", "Kinesis", "DynamoDB"}
+)
+
+
+class _TemplateLoader(yaml.SafeLoader):
+    """YAML loader that understands CloudFormation's short forms (!Ref, !GetAtt, !Sub...)."""
+
+
+def _short_form(loader: yaml.Loader, tag_suffix: str, node: yaml.Node) -> dict[str, Any]:
+    name = "Ref" if tag_suffix == "Ref" else f"Fn::{tag_suffix}"
+    if isinstance(node, yaml.ScalarNode):
+        value: Any = loader.construct_scalar(node)
+        if tag_suffix == "GetAtt" and isinstance(value, str):
+            value = value.split(".", 1)
+    elif isinstance(node, yaml.SequenceNode):
+        value = loader.construct_sequence(node, deep=True)
+    else:
+        value = loader.construct_mapping(node, deep=True)  # type: ignore[arg-type]
+    return {name: value}
+
+
+_TemplateLoader.add_multi_constructor("!", _short_form)
+# Keep timestamps and other implicit types as CloudFormation does: as strings.
+_TemplateLoader.yaml_implicit_resolvers = {
+    key: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for key, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
+@dataclass
+class FunctionSource:
+    """Where a function's code lives on disk, kept before CodeUri is replaced."""
+
+    logical_id: str
+    code_dir: Path
+    handler: str
+    runtime: str
+
+
+@dataclass
+class Stage:
+    """A SAM template read from disk and translated to CloudFormation."""
+
+    path: Path
+    sam: dict[str, Any]
+    cloudformation: dict[str, Any]
+    functions: dict[str, FunctionSource] = field(default_factory=dict)
+
+    @property
+    def resources(self) -> dict[str, Any]:
+        return self.cloudformation.get("Resources", {})
+
+
+def read_template(path: Path) -> dict[str, Any]:
+    """Parse a SAM/CloudFormation template (YAML or JSON) with short-form tags."""
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise TemplateError(f"cannot read template {path}: {exc.strerror}") from None
+    try:
+        document = yaml.load(text, Loader=_TemplateLoader)  # noqa: S506 - SafeLoader subclass
+    except yaml.YAMLError as exc:
+        where = getattr(exc, "problem_mark", None)
+        at = f" at line {where.line + 1}, column {where.column + 1}" if where else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise TemplateError(f"{path}: not valid YAML{at}: {problem}") from None
+    if not isinstance(document, dict) or not isinstance(document.get("Resources"), dict):
+        raise TemplateError(f"{path}: a template needs a 'Resources' mapping at the top level")
+    return document
+
+
+def _check_supported(sam: dict[str, Any]) -> None:
+    for logical_id, resource in sam["Resources"].items():
+        if not isinstance(resource, dict) or "Type" not in resource:
+            raise TemplateError(f"{logical_id}: every resource needs a 'Type'")
+        resource_type = resource["Type"]
+        if resource_type not in SUPPORTED_RESOURCE_TYPES:
+            raise UnsupportedResourceError(
+                logical_id,
+                resource_type,
+                "Supported types are listed on the fidelity page (docs/reference/fidelity.md).",
+            )
+        if resource_type == "AWS::Serverless::Function":
+            events = (resource.get("Properties") or {}).get("Events") or {}
+            for event_id, event in events.items():
+                event_type = (event or {}).get("Type")
+                if event_type not in SUPPORTED_EVENT_SOURCES:
+                    raise UnsupportedResourceError(
+                        f"{logical_id}.Events.{event_id}",
+                        f"event source {event_type}",
+                        "The local cloud runs these event sources: "
+                        + ", ".join(sorted(SUPPORTED_EVENT_SOURCES))
+                        + ".",
+                    )
+
+
+def _function_sources(sam: dict[str, Any], base: Path) -> dict[str, FunctionSource]:
+    globals_ = (sam.get("Globals") or {}).get("Function") or {}
+    sources: dict[str, FunctionSource] = {}
+    for logical_id, resource in sam["Resources"].items():
+        if resource["Type"] != "AWS::Serverless::Function":
+            continue
+        props = resource.get("Properties") or {}
+        code_uri = props.get("CodeUri", globals_.get("CodeUri"))
+        handler = props.get("Handler", globals_.get("Handler"))
+        runtime = props.get("Runtime", globals_.get("Runtime"))
+        if not isinstance(code_uri, str) or code_uri.startswith("s3://"):
+            raise TemplateError(
+                f"{logical_id}: CodeUri must be a local directory for the local cloud, got {code_uri!r}"
+            )
+        if not isinstance(handler, str):
+            raise TemplateError(f"{logical_id}: Handler must be a string such as 'package.module.function'")
+        if not (isinstance(runtime, str) and runtime.startswith("python")):
+            raise UnsupportedResourceError(
+                logical_id, f"AWS::Serverless::Function with Runtime {runtime}",
+                "The local cloud runs Python functions in-process.",
+            )
+        sources[logical_id] = FunctionSource(logical_id, (base / code_uri).resolve(), handler, runtime)
+    return sources
+
+
+def _with_placeholder_code(sam: dict[str, Any]) -> dict[str, Any]:
+    document = copy.deepcopy(sam)
+    globals_ = (document.get("Globals") or {}).get("Function")
+    if isinstance(globals_, dict) and "CodeUri" in globals_:
+        globals_["CodeUri"] = CODE_PLACEHOLDER
+    for resource in document["Resources"].values():
+        if resource["Type"] == "AWS::Serverless::Function":
+            resource.setdefault("Properties", {})["CodeUri"] = CODE_PLACEHOLDER
+    return document
+
+
+class _NoManagedPolicies:
+    """Managed-policy loader for samtranslator that makes no IAM call."""
+
+    def load(self) -> dict[str, str]:
+        return {}
+
+
+def _cache_dir() -> Path:
+    root = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(root) / "edakit" / "translated"
+
+
+def translate(sam: dict[str, Any], region: str) -> dict[str, Any]:
+    """Apply the SAM transform offline; results are cached by content, since it costs ~2 s."""
+    if "Transform" not in sam:
+        return copy.deepcopy(sam)
+    from samtranslator import __version__ as sam_version
+
+    key = hashlib.sha256(
+        json.dumps([sam, region, sam_version], sort_keys=True, default=str).encode()
+    ).hexdigest()
+    cached = _cache_dir() / f"{key}.json"
+    if cached.exists():
+        return json.loads(cached.read_text())
+
+    os.environ.setdefault("AWS_DEFAULT_REGION", region)
+    from samtranslator.model.exceptions import InvalidDocumentException
+    from samtranslator.translator.transform import transform
+
+    try:
+        translated = transform(copy.deepcopy(sam), {}, _NoManagedPolicies())
+    except InvalidDocumentException as exc:
+        causes = "\n".join(f"  - {cause.message}" for cause in exc.causes)
+        raise TemplateError(f"the SAM transform rejected the template:\n{causes}") from None
+    except Exception as exc:  # samtranslator raises many kinds; the learner needs the message only
+        raise TemplateError(f"the SAM transform failed: {exc}") from None
+    try:
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        cached.write_text(json.dumps(translated))
+    except OSError:
+        pass  # a cache that cannot be written only costs time
+    return translated
+
+
+def load_stage(path: str | os.PathLike[str], region: str) -> Stage:
+    """Read, check and translate a stage's template."""
+    template_path = Path(path).resolve()
+    if template_path.is_dir():
+        template_path = template_path / "template.yaml"
+    sam = read_template(template_path)
+    _check_supported(sam)
+    functions = _function_sources(sam, template_path.parent)
+    cloudformation = translate(_with_placeholder_code(sam), region)
+    for logical_id, resource in cloudformation.get("Resources", {}).items():
+        if resource.get("Type") not in SUPPORTED_RESOURCE_TYPES:
+            raise UnsupportedResourceError(logical_id, resource.get("Type", "?"))
+    return Stage(template_path, sam, cloudformation, functions)
