@@ -1,0 +1,51 @@
+# The kit's commands. Start with `make demo` and `make test`; `make help` lists the rest.
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+# The venv uses the Lambda runtime's Python (python3.12 in every template), so
+# that `sam build` finds the interpreter it builds with on PATH.
+PYTHON_MINOR := 3.12
+VENV := .venv
+STAMP := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | cksum | cut -d' ' -f1)
+PY := $(VENV)/bin/python
+ORIGINAL_PATH := $(PATH)
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+export AWS_DEFAULT_REGION ?= us-east-1
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+
+.PHONY: help setup demo test test-fast clean
+
+help: ## List the commands
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(STAMP): requirements.lock pyproject.toml
+	@python="$$(PATH="$(ORIGINAL_PATH)" scripts/find-python $(PYTHON_MINOR))"; \
+	if [ -z "$$python" ]; then \
+	  echo "error: Python $(PYTHON_MINOR) is needed (the templates' Lambda runtime is python$(PYTHON_MINOR))." >&2; \
+	  echo "       Install it, e.g. 'pyenv install $(PYTHON_MINOR)' or 'apt-get install python$(PYTHON_MINOR) python$(PYTHON_MINOR)-venv', then run make again." >&2; \
+	  exit 1; \
+	fi; \
+	echo "==> creating $(VENV) with $$python (Python $(PYTHON_MINOR), as the Lambda runtime)"; \
+	rm -rf $(VENV) && "$$python" -m venv $(VENV) && [ -x $(PY) ]
+	@echo "==> installing the locked dependencies (requirements.lock); this takes about a minute once"
+	@$(PY) -m pip install --quiet --upgrade pip 2>&1 | grep -v "^WARNING: Location" || true
+	@set -o pipefail; $(PY) -m pip install --quiet -r requirements.lock 2>&1 | grep -v "^WARNING: Location" ; \
+	  status=$${PIPESTATUS[0]}; [ $$status -eq 0 ] || { echo "error: installing requirements.lock failed" >&2; exit $$status; }
+	@$(PY) -m pip install --quiet --no-deps -e . >$(VENV)/install-edakit.log 2>&1 || { cat $(VENV)/install-edakit.log >&2; exit 1; }
+	@touch $@
+
+setup: $(STAMP) ## Create .venv from the lock file (done by every other command when needed)
+
+demo: $(STAMP) ## Run the finished system's main scenario on the local cloud
+	@$(PY) -m edakit demo
+
+test: $(STAMP) ## Run every test
+	@$(PY) -m pytest -n 2 --durations=10 -q
+
+test-fast: $(STAMP) ## Run the tests, stopping at the first failure
+	@$(PY) -m pytest -x -q
+
+clean: ## Remove the venv and build outputs
+	rm -rf $(VENV) build site .pytest_cache

@@ -1,0 +1,28 @@
+"""`python -m edakit <command>`: the kit's command line."""
+
+from __future__ import annotations
+
+import sys
+
+USAGE = """usage: python -m edakit <command>
+
+commands:
+  demo    run the finished system's main scenario on the local cloud
+"""
+
+
+def main(argv: list[str]) -> int:
+    if not argv or argv[0] in ("-h", "--help"):
+        print(USAGE)
+        return 0 if argv else 2
+    command, rest = argv[0], argv[1:]
+    if command == "demo":
+        from .demo import main as demo
+
+        return demo(rest)
+    print(f"error: unknown command {command!r}\n\n{USAGE}", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

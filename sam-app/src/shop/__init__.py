@@ -1,0 +1,1 @@
+"""The shop's domain package: event models, order rules, adapters and Lambda handlers."""

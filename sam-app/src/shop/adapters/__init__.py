@@ -1,0 +1,1 @@
+"""Adapters: the code that talks to AWS services on the domain's behalf."""

@@ -1,0 +1,193 @@
+"""The shop's events: the envelope every event carries, the event models, and their
+conversion to and from EventBridge (PutEvents entries out, delivered events in)."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Mapping
+from datetime import datetime, timezone
+from typing import Any, ClassVar, Literal, Self, TypedDict
+
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictInt,
+    ValidationError,
+    field_validator,
+)
+
+SCHEMA_VERSION = "1.0"
+
+# "The maximum size for a PutEvents event entry is 256 KB."
+# https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-putevent-size.html
+MAX_ENTRY_SIZE_BYTES = 256 * 1024
+
+
+class InvalidEvent(ValueError):
+    """An event that does not match its model, or that EventBridge would refuse."""
+
+
+class EventEnvelope(BaseModel):
+    """What every shop event carries besides its own fields.
+
+    `source` and `detail_type` belong to the bus entry, not to the detail, so each
+    event class sets them as class constants.
+    """
+
+    # Events are facts: nobody edits one after it happened. Unknown fields are
+    # ignored so that a consumer keeps working when a producer adds a field in a
+    # minor schema version (the tolerant reader).
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    source: ClassVar[str]
+    detail_type: ClassVar[str]
+
+    event_id: str = Field(default_factory=lambda: str(uuid.uuid4()), min_length=1)
+    # A chain of events starts with its first event, so by default the
+    # correlation id is that event's own id; later events copy it forward.
+    correlation_id: str = Field(
+        default_factory=lambda data: data.get("event_id") or str(uuid.uuid4()),
+        min_length=1,
+    )
+    # Minor versions only add fields, so a 1.x consumer reads any 1.y event.
+    schema_version: str = Field(default=SCHEMA_VERSION, pattern=r"^1\.\d+$")
+    occurred_at: AwareDatetime = Field(default_factory=lambda: datetime.now(timezone.utc))
+
+    @field_validator("occurred_at")
+    @classmethod
+    def _in_utc(cls, value: datetime) -> datetime:
+        return value.astimezone(timezone.utc)
+
+    @classmethod
+    def parse(cls, detail: Mapping[str, Any]) -> Self:
+        """Validate an event's fields, raising InvalidEvent that names each wrong field."""
+        try:
+            return cls.model_validate(detail)
+        except ValidationError as error:
+            # `from None`: the message below already says everything pydantic's
+            # traceback would, in fewer lines.
+            raise InvalidEvent(_describe(cls.__name__, error)) from None
+
+
+class OrderLine(BaseModel):
+    """One product in an order. Prices are integer cents, so sums are exact."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    sku: str = Field(min_length=1)
+    # Strict: a quantity of "2" or true is a producer bug, not something to coerce.
+    quantity: StrictInt
+    unit_price_cents: StrictInt
+
+    @property
+    def subtotal_cents(self) -> int:
+        return self.quantity * self.unit_price_cents
+
+
+class OrderPlaced(EventEnvelope):
+    """The storefront took an order. Nothing has been checked or reserved yet."""
+
+    source: ClassVar[str] = "shop.storefront"
+    detail_type: ClassVar[str] = "OrderPlaced"
+
+    order_id: str = Field(min_length=1)
+    customer_id: str = Field(min_length=1)
+    # Shape only: whether the lines make a valid order is the domain's decision
+    # (shop.orders.accept_order), so an empty or zero-quantity order parses.
+    lines: tuple[OrderLine, ...]
+    currency: Literal["EUR"] = "EUR"
+
+    @property
+    def total_cents(self) -> int:
+        return sum(line.subtotal_cents for line in self.lines)
+
+
+class PutEventsEntry(TypedDict):
+    """One entry of a PutEvents request, as boto3's `put_events(Entries=...)` takes it."""
+
+    Source: str
+    DetailType: str
+    Detail: str
+    EventBusName: str
+
+
+def entry_size(entry: Mapping[str, Any]) -> int:
+    """Size of a PutEvents entry in bytes, computed as EventBridge does.
+
+    Time counts 14 bytes; Source, DetailType, Detail and each Resources item count
+    their UTF-8 bytes; EventBusName does not count.
+    https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-putevent-size.html
+    """
+    size = 14 if entry.get("Time") is not None else 0
+    for key in ("Source", "DetailType", "Detail"):
+        size += len((entry.get(key) or "").encode("utf-8"))
+    for resource in entry.get("Resources") or ():
+        size += len(resource.encode("utf-8"))
+    return size
+
+
+def to_put_events_entry(event: EventEnvelope, bus_name: str) -> PutEventsEntry:
+    """The PutEvents entry for `event` on `bus_name`; InvalidEvent if EventBridge would refuse it."""
+    entry = PutEventsEntry(
+        Source=event.source,
+        DetailType=event.detail_type,
+        Detail=event.model_dump_json(),
+        EventBusName=bus_name,
+    )
+    size = entry_size(entry)
+    if size > MAX_ENTRY_SIZE_BYTES:
+        raise InvalidEvent(
+            f"{event.detail_type} {event.event_id} is {size} bytes as a PutEvents entry; "
+            f"EventBridge accepts at most {MAX_ENTRY_SIZE_BYTES} bytes (256 KB). "
+            "Store large payloads elsewhere (for example S3) and send a reference."
+        )
+    return entry
+
+
+def from_eventbridge(event: Mapping[str, Any] | str | bytes) -> OrderPlaced:
+    """The OrderPlaced inside an EventBridge event: a dict, or its JSON text (as an SQS body)."""
+    return OrderPlaced.parse(_detail_of(event, OrderPlaced))
+
+
+def _detail_of(
+    event: Mapping[str, Any] | str | bytes, model: type[EventEnvelope]
+) -> Mapping[str, Any]:
+    """Check that `event` is an EventBridge event for `model` and return its detail."""
+    if isinstance(event, (str, bytes)):
+        try:
+            event = json.loads(event)
+        except json.JSONDecodeError as error:
+            raise InvalidEvent(f"EventBridge event is not valid JSON: {error}") from None
+    if not isinstance(event, Mapping):
+        raise InvalidEvent(
+            f"expected an EventBridge event (a JSON object), got {type(event).__name__}"
+        )
+    for key, expected in (("source", model.source), ("detail-type", model.detail_type)):
+        if event.get(key) != expected:
+            raise InvalidEvent(
+                f"EventBridge event field {key!r}: expected {expected!r}, got {event.get(key)!r}"
+            )
+    detail = event.get("detail")
+    if not isinstance(detail, Mapping):
+        raise InvalidEvent(
+            f"EventBridge event field 'detail': expected a JSON object, got {type(detail).__name__}"
+        )
+    return detail
+
+
+def _describe(model_name: str, error: ValidationError) -> str:
+    """One line per wrong field: where it is, what was expected, and what came instead."""
+    problems = []
+    for item in error.errors():
+        where = "".join(
+            f"[{part}]" if isinstance(part, int) else f".{part}" for part in item["loc"]
+        )
+        problem = f"{where.lstrip('.') or '(event)'}: {item['msg']}"
+        if item["type"] != "missing":
+            got = repr(item["input"])
+            problem += f", got {got if len(got) <= 60 else got[:57] + '...'}"
+        problems.append(problem)
+    return f"{model_name} is invalid: " + "; ".join(problems)
