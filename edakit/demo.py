@@ -12,6 +12,7 @@ import json
 import random
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import boto3
@@ -42,7 +43,10 @@ def _carts(rng: random.Random, count: int) -> list:
         ]
         if rng.randrange(POISON_ONE_IN) == 0:
             lines[0] = {**lines[0], "sku": "DISCONTINUED-404"}
-        carts.append(Cart(customer_id=f"customer-{rng.randint(1, 120):03d}", lines=lines, correlation_id=f"demo-{number:04d}"))
+        carts.append(Cart(
+            customer_id=f"customer-{rng.randint(1, 120):03d}", lines=lines, correlation_id=f"demo-{number:04d}",
+            order_id=str(uuid.UUID(int=rng.getrandbits(128), version=4)),  # seeded: the same ids every run
+        ))
     return carts
 
 

@@ -158,7 +158,7 @@ class ThrottledDynamoDBClient:
 
 @dataclass
 class FakeLambdaContext:
-    function_name: str = "OrderProcessorFunction"
+    function_name: str = "OrderProcessor"
     memory_limit_in_mb: int = 256
     invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:OrderProcessor"
     aws_request_id: str = "request-1"
@@ -527,3 +527,15 @@ class TestOrderProcessorHandler:
         response = order_processor.lambda_handler(batch, FakeLambdaContext())
         assert response == {"batchItemFailures": []}
         assert list(repository.orders) == ["order-1"]
+
+
+class TestCartOrderId:
+    def test_a_retried_cart_with_its_own_order_id_is_the_same_order(self):
+        # given a checkout that the caller retries with the same order id
+        client = FakeEventsClient()
+        storefront = Storefront("shop-bus", client)
+        cart = Cart("customer-1", [line()], order_id="order-42")
+        # when it is placed twice
+        first, second = storefront.place_orders([cart]), storefront.place_orders([cart])
+        # then both events carry the same order id, so the consumer records it once
+        assert first[0].order_id == second[0].order_id == "order-42"

@@ -159,7 +159,7 @@ def _detail_of(
     if isinstance(event, (str, bytes)):
         try:
             event = json.loads(event)
-        except json.JSONDecodeError as error:
+        except ValueError as error:  # JSONDecodeError, or bytes that are not UTF-8
             raise InvalidEvent(f"EventBridge event is not valid JSON: {error}") from None
     if not isinstance(event, Mapping):
         raise InvalidEvent(

@@ -32,6 +32,9 @@ class Cart:
     customer_id: str
     lines: Sequence[OrderLine]
     correlation_id: str | None = None
+    # The caller's own id makes a retried checkout the same order, which the order
+    # processor then records once; without it every call makes a new order.
+    order_id: str | None = None
 
 
 class PutEventsFailed(Exception):
@@ -106,7 +109,7 @@ class Storefront:
 
 def _order_placed(cart: Cart) -> OrderPlaced:
     detail: dict[str, Any] = {
-        "order_id": str(uuid.uuid4()),
+        "order_id": cart.order_id or str(uuid.uuid4()),
         "customer_id": cart.customer_id,
         "lines": list(cart.lines),
     }
