@@ -7,12 +7,13 @@ SHELL := /bin/bash
 # that `sam build` finds the interpreter it builds with on PATH.
 PYTHON_MINOR := 3.12
 VENV := .venv
-STAMP := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | cksum | cut -d' ' -f1)
+STAMP := $(VENV)/.installed-$(shell cksum < requirements.lock | cut -d' ' -f1)
 PY := $(VENV)/bin/python
 ORIGINAL_PATH := $(PATH)
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export AWS_DEFAULT_REGION ?= us-east-1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
+comma := ,
 
 
 .PHONY: help setup demo test test-fast clean
@@ -20,8 +21,9 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 help: ## List the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
-$(STAMP): requirements.lock pyproject.toml
-	@python="$$(PATH="$(ORIGINAL_PATH)" scripts/find-python $(PYTHON_MINOR))"; \
+$(STAMP): requirements.lock
+	@if [ -x $(PY) ] && $(PY) -c 'import sys; sys.exit(sys.version_info[:2] != ($(subst .,$(comma),$(PYTHON_MINOR))))'; then exit 0; fi; \
+	python="$$(PATH="$(ORIGINAL_PATH)" scripts/find-python $(PYTHON_MINOR))"; \
 	if [ -z "$$python" ]; then \
 	  echo "error: Python $(PYTHON_MINOR) is needed (the templates' Lambda runtime is python$(PYTHON_MINOR))." >&2; \
 	  echo "       Install it, e.g. 'pyenv install $(PYTHON_MINOR)' or 'apt-get install python$(PYTHON_MINOR) python$(PYTHON_MINOR)-venv', then run make again." >&2; \
