@@ -153,6 +153,10 @@ class LocalCloud:
             function.load()
             self.functions[logical_id] = function
         self._detach_moto_pollers()
+        # The template's event source mappings start polling now, at deployment: a stream
+        # mapping's StartingPosition LATEST means records written after this point.
+        for _ in self._event_sources():
+            pass
 
     def _unload_functions(self) -> None:
         for function in self.functions.values():
@@ -310,7 +314,7 @@ class LocalCloud:
         warnings.warn(message, stacklevel=2)
 
     def deliver_to_queue(self, queue_name: str, payload: Any, *, group_id: str | None = None,
-                         attributes: dict[str, str] | None = None, from_service: str = "") -> None:
+                         attributes: dict[str, str | int] | None = None, from_service: str = "") -> None:
         queue = self.sqs_backend.get_queue(queue_name)
         body = payload if isinstance(payload, str) else json.dumps(payload)
         kwargs: dict[str, Any] = {}
@@ -321,18 +325,19 @@ class LocalCloud:
                           "ContentBasedDeduplication: the event was not delivered")
                 return
             kwargs["group_id"] = group_id or "default"
-        message_attributes = {k: {"data_type": "String", "string_value": v} for k, v in (attributes or {}).items()}
+        # The SQS API's own shape: moto computes MD5OfMessageAttributes from DataType and StringValue.
+        message_attributes = {k: {"DataType": _attribute_type(v), "StringValue": str(v)} for k, v in (attributes or {}).items()}
         self.sqs_backend.send_message(queue_name, body, message_attributes=message_attributes, **kwargs)
 
     def send_to_destination(self, arn: str, payload: Any, *, source: Function,
-                            attributes: dict[str, str] | None = None) -> None:
+                            attributes: dict[str, str | int] | None = None) -> None:
         """Deliver an invocation record (or a dead-lettered event) to SQS, SNS, Lambda or EventBridge."""
         service = arn.split(":")[2]
         body = json.dumps(payload)
         if service == "sqs":
             self.deliver_to_queue(arn.rsplit(":", 1)[-1], body, attributes=attributes, from_service="Lambda")
         elif service == "sns":
-            sns_attributes = {k: {"Type": "String", "Value": v} for k, v in (attributes or {}).items()}
+            sns_attributes = {k: {"Type": _attribute_type(v), "Value": str(v)} for k, v in (attributes or {}).items()}
             self.sns_backend.publish(body, arn=arn, message_attributes=sns_attributes)
         elif service == "lambda":
             self.invoke_async(arn, payload)
@@ -343,7 +348,7 @@ class LocalCloud:
                 "Source": "lambda",
                 "DetailType": f"Lambda Function Invocation Result - {outcome}",
                 "Detail": body,
-                "Resources": [source.arn],
+                "Resources": [arn, f"{source.arn}:$LATEST"],  # the bus and the function, as Lambda sends
                 "EventBusName": arn.rsplit("/", 1)[-1],
             }])
         else:
@@ -462,6 +467,11 @@ class LocalCloud:
         if group is None:
             return []
         return [e.message for s in group.streams.values() for e in s.events]
+
+
+def _attribute_type(value: str | int) -> str:
+    """SQS/SNS message attribute DataType: Lambda's DLQ sends ErrorCode as a Number."""
+    return "Number" if isinstance(value, (int, float)) else "String"
 
 
 def _restore_environment(saved: dict[str, str | None]) -> None:

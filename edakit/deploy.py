@@ -139,7 +139,6 @@ def create_alarm(props: dict[str, Any], region: str) -> str:
         kwargs["Threshold"] = float(kwargs["Threshold"])
     if "Dimensions" in kwargs:
         kwargs["Dimensions"] = [{"Name": d["Name"], "Value": str(d["Value"])} for d in kwargs["Dimensions"]]
-    kwargs.setdefault("AlarmName", props.get("AlarmName") or "alarm")
     boto3.client("cloudwatch", region_name=region).put_metric_alarm(**kwargs)
     return kwargs["AlarmName"]
 
@@ -159,6 +158,28 @@ def shim_event_bus_physical_ids(deployment: Deployment, stack_name: str, region:
         if resource_type == "AWS::Events::EventBus" and not deployment.physical_ids.get(logical_id):
             deployment.physical_ids[logical_id] = stack_map[logical_id].name
     deployment.shims_applied.append("shim_event_bus_physical_ids")
+
+
+def shim_dead_letter_config(deployment: Deployment, template: dict[str, Any], stack_name: str,
+                            region: str, account_id: str) -> None:
+    """moto's Lambda drops a function's DeadLetterConfig; keep it on the function, as Lambda does.
+
+    The kit's hook on moto's get_configuration shows it to boto3 again, and the
+    asynchronous queue sends discarded events there.
+    https://docs.aws.amazon.com/lambda/latest/dg/invocation-async-retain-records.html#invocation-dlq
+    """
+    from moto.awslambda.utils import get_backend
+
+    backend = get_backend(account_id, region)
+    for logical_id, resource in template.get("Resources", {}).items():
+        if resource.get("Type") != "AWS::Lambda::Function":
+            continue
+        config = (resource.get("Properties") or {}).get("DeadLetterConfig")
+        if not config or not config.get("TargetArn"):
+            continue
+        resolved = _resolve(config, stack_name, region, account_id)
+        backend.get_function(deployment.physical_ids[logical_id]).dead_letter_config = {"TargetArn": resolved["TargetArn"]}
+    deployment.shims_applied.append("shim_dead_letter_config")
 
 
 def _create_code_bucket(region: str) -> None:
@@ -209,9 +230,13 @@ def deploy(stage: Stage, stack_name: str, region: str, account_id: str) -> Deplo
             deployment.resource_types[summary["LogicalResourceId"]] = summary["ResourceType"]
 
     shim_event_bus_physical_ids(deployment, stack_name, region, account_id)
+    shim_dead_letter_config(deployment, template, stack_name, region, account_id)
     for logical_id, resource in deferred.items():
         shim = DEFERRED_SHIMS[resource["Type"]]
         props = _resolve(resource.get("Properties", {}), stack_name, region, account_id)
+        if resource["Type"] == "AWS::CloudWatch::Alarm":
+            # CloudFormation names an unnamed alarm after the stack and the logical id.
+            props.setdefault("AlarmName", f"{stack_name}-{logical_id}")
         try:
             deployment.physical_ids[logical_id] = shim(props, region)
         except ClientError as exc:

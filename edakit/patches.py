@@ -10,14 +10,17 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import json
+import re
 import uuid
 from typing import TYPE_CHECKING, Any, Callable
 
-from moto.awslambda.models import LambdaBackend
+from moto.awslambda.exceptions import LambdaClientError
+from moto.awslambda.models import LambdaBackend, LambdaFunction
 from moto.events.models import Rule
-from moto.events.utils import EventTemplateParser
 from moto.sns.models import Subscription
 from moto.utilities.arns import parse_arn
+
+from .errors import EdakitError
 
 if TYPE_CHECKING:
     from .cloud import LocalCloud
@@ -43,57 +46,121 @@ def _iso_time(event: dict[str, Any]) -> dict[str, Any]:
 
 
 def _json_path(document: Any, path: str) -> Any:
-    """The simple JSONPath EventBridge's InputPath and PartitionKeyPath use ($.a.b)."""
+    """The simple JSONPath EventBridge's InputPath and PartitionKeyPath use ($.a.b, $.items[0])."""
     value = document
-    for part in path.lstrip("$").strip(".").split("."):
-        if not part:
-            continue
-        if not isinstance(value, dict) or part not in value:
+    for part in re.findall(r"[^.\[\]]+|\[\d+\]", path.strip().removeprefix("$")):
+        if part.startswith("["):
+            index = int(part[1:-1])
+            if not isinstance(value, list) or index >= len(value):
+                return None
+            value = value[index]
+        elif isinstance(value, dict) and part in value:
+            value = value[part]
+        else:
             return None
-        value = value[part]
     return value
 
 
-def target_input(target: dict[str, Any], event: dict[str, Any]) -> Any:
-    """What a target receives: the event, Input, InputPath or InputTransformer output.
+_PLACEHOLDER = re.compile(r"<([A-Za-z0-9_.\-]+)>")
+
+
+def render_input_template(template: str, variables: dict[str, Any]) -> str:
+    """Fill an InputTemplate's <placeholders> as EventBridge does; return the text the target gets.
+
+    Inside a JSON string a value is inserted as text; elsewhere it is inserted as
+    JSON, so a string value gets its quotes (moto inserts it bare, which makes
+    the output invalid JSON). A variable whose path matched nothing is not
+    created: its placeholder stays as written.
+    https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-transform-target-input.html
+    """
+    out: list[str] = []
+    in_string = False
+    position = 0
+    while position < len(template):
+        char = template[position]
+        match = _PLACEHOLDER.match(template, position) if char == "<" else None
+        if match and match.group(1) in variables:
+            value = variables[match.group(1)]
+            out.append(value if in_string and isinstance(value, str) else _minified(value))
+            position = match.end()
+            continue
+        if char == "\\" and in_string:
+            out.append(template[position:position + 2])
+            position += 2
+            continue
+        if char == '"':
+            in_string = not in_string
+        out.append(char)
+        position += 1
+    return "".join(out)
+
+
+def _minified(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"))
+
+
+def target_input(target: dict[str, Any], event: dict[str, Any], rule: Any = None) -> dict[str, Any] | str:
+    """What a target receives: the event itself, or the text that Input, InputPath or InputTransformer make.
 
     https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-transform-target-input.html
     """
     if "Input" in target:
-        return json.loads(target["Input"])
+        return str(target["Input"])
     if "InputPath" in target:
-        return _json_path(event, target["InputPath"])
+        return _minified(_json_path(event, target["InputPath"]))
     transformer = target.get("InputTransformer")
     if transformer:
-        rendered = EventTemplateParser.parse(
-            input_template=transformer.get("InputTemplate"),
-            input_paths_map=transformer.get("InputPathsMap", {}),
-            event=event,
-        )
-        return rendered
+        variables: dict[str, Any] = {}
+        for name, path in (transformer.get("InputPathsMap") or {}).items():
+            value = _json_path(event, path)
+            if value is not None:
+                variables[name] = value
+        variables["aws.events.event"] = {k: v for k, v in event.items() if k != "detail"}
+        variables["aws.events.event.json"] = event
+        variables["aws.events.event.ingestion-time"] = event.get("time")
+        if rule is not None:
+            variables["aws.events.rule-name"] = rule.name
+            variables["aws.events.rule-arn"] = rule.arn
+        return render_input_template(transformer.get("InputTemplate", ""), variables)
     return event
+
+
+def _as_text(payload: dict[str, Any] | str) -> str:
+    return payload if isinstance(payload, str) else json.dumps(payload)
+
+
+def _as_lambda_payload(payload: dict[str, Any] | str) -> Any:
+    """Lambda receives JSON: transformed text that parses is passed parsed, other text as a JSON string."""
+    if not isinstance(payload, str):
+        return payload
+    try:
+        return json.loads(payload)
+    except ValueError:
+        return payload
 
 
 def _send_to_targets(rule: Rule, original_event: dict[str, Any], transform_input: bool = True) -> None:
     if not rule.event_pattern.matches_event(original_event):
         return
     cloud = active_cloud()
-    event = _iso_time({**original_event, "account": original_event.get("account") or rule.account_id})
+    # moto keeps its ingestion time inside the event; no target sees that field on AWS.
+    event = {k: v for k, v in original_event.items() if k != "ingestion-time"}
+    event = _iso_time({**event, "account": event.get("account") or rule.account_id})
     moto_targets = []
     for target in rule.targets:
         arn = parse_arn(target["Arn"])
         if arn.service in _MOTO_TARGETS:
             moto_targets.append(target)
             continue
-        payload = target_input(target, event) if transform_input else event
+        payload = target_input(target, event, rule) if transform_input else event
         cloud.record_route(rule.name, target["Arn"])
         if arn.service == "lambda":
-            cloud.invoke_async(target["Arn"], payload)
+            cloud.invoke_async(target["Arn"], _as_lambda_payload(payload))
         elif arn.service == "sqs":
             group_id = (target.get("SqsParameters") or {}).get("MessageGroupId")
             cloud.deliver_to_queue(arn.resource_id, payload, group_id=group_id, from_service="EventBridge")
         elif arn.service == "sns":
-            cloud.sns_backend.publish(payload if isinstance(payload, str) else json.dumps(payload), arn=target["Arn"])
+            cloud.sns_backend.publish(_as_text(payload), arn=target["Arn"])
         elif arn.service == "kinesis":
             path = (target.get("KinesisParameters") or {}).get("PartitionKeyPath")
             key = _json_path(event, path) if path else None
@@ -101,7 +168,7 @@ def _send_to_targets(rule: Rule, original_event: dict[str, Any], transform_input
                 stream_arn=target["Arn"], stream_name=arn.resource_id.split("/")[-1],
                 partition_key=str(key if key is not None else event["id"]), explicit_hash_key=None,
                 # moto keeps record data base64-encoded, as the API carries it.
-                data=base64.b64encode((payload if isinstance(payload, str) else json.dumps(payload)).encode()).decode(),
+                data=base64.b64encode(_as_text(payload).encode()).decode(),
             )
         else:
             cloud.warn(f"rule {rule.name}: the local cloud does not deliver to {arn.service} targets ({target['Arn']})")
@@ -171,8 +238,15 @@ def _lambda_invoke(backend: LambdaBackend, function_name: str, qualifier: str | 
     function = cloud.find_function(function_name)
     if function is None:
         return _originals["invoke"](backend, function_name, qualifier, body, headers, response_headers)
-    event = json.loads(body) if body else {}
-    if headers.get("X-Amz-Invocation-Type") == "Event":
+    try:
+        event = json.loads(body) if body else {}
+    except ValueError as exc:
+        raise LambdaClientError("InvalidRequestContentException",
+                                f"Could not parse request body into json: {exc}") from None
+    invocation_type = headers.get("X-Amz-Invocation-Type")
+    if invocation_type == "DryRun":
+        return ""  # validates the request and the caller's permission; runs nothing
+    if invocation_type == "Event":
         cloud.invoke_async(function.arn, event)
         return ""
     invocation = cloud.invoke_now(function, event)
@@ -182,17 +256,57 @@ def _lambda_invoke(backend: LambdaBackend, function_name: str, qualifier: str | 
     return json.dumps(invocation.result)
 
 
+def _get_configuration(function: LambdaFunction, *args: Any, **kwargs: Any) -> dict[str, Any]:
+    """moto's function configuration, with the DeadLetterConfig that moto itself drops."""
+    config = _originals["get_configuration"](function, *args, **kwargs)
+    dead_letter = getattr(function, "dead_letter_config", None)
+    if dead_letter:
+        config["DeadLetterConfig"] = dict(dead_letter)
+    return config
+
+
+def _update_configuration(function: LambdaFunction, config_updates: dict[str, Any]) -> dict[str, Any]:
+    if "DeadLetterConfig" in config_updates:
+        function.dead_letter_config = dict(config_updates["DeadLetterConfig"] or {})  # type: ignore[attr-defined]
+    return _originals["update_configuration"](function, config_updates)
+
+
+def _put_event_invoke_config(backend: LambdaBackend, function_name: str, config: dict[str, Any]) -> dict[str, Any]:
+    """PutFunctionEventInvokeConfig overwrites the function's configuration (moto appends and keeps the first)."""
+    backend.get_function(function_name).event_invoke_config = []
+    return _originals["put_event_invoke_config"](backend, function_name, config)
+
+
+def _update_event_invoke_config(backend: LambdaBackend, function_name: str, config: dict[str, Any]) -> dict[str, Any]:
+    """UpdateFunctionEventInvokeConfig changes only the settings it names (moto replaces them all)."""
+    existing = backend.get_function(function_name).event_invoke_config
+    merged = {**(existing[-1].config if existing else {}), **config}
+    return _put_event_invoke_config(backend, function_name, merged)
+
+
 def install(cloud: "LocalCloud") -> None:
     global _active
     if _active is not None:
-        raise RuntimeError("a LocalCloud is already open: close it before opening another")
+        raise EdakitError(
+            f"a LocalCloud is already open (on {_active.template_path}): leave its `with` block "
+            "(or call its __exit__) before opening another. moto's state belongs to the whole "
+            "process, so one local cloud runs at a time."
+        )
     _active = cloud
     _originals["send_to_targets"] = Rule.send_to_targets
     _originals["publish"] = Subscription.publish
     _originals["invoke"] = LambdaBackend.invoke
+    _originals["get_configuration"] = LambdaFunction.get_configuration
+    _originals["update_configuration"] = LambdaFunction.update_configuration
+    _originals["put_event_invoke_config"] = LambdaBackend.put_function_event_invoke_config
+    _originals["update_event_invoke_config"] = LambdaBackend.update_function_event_invoke_config
     Rule.send_to_targets = _send_to_targets  # type: ignore[method-assign]
     Subscription.publish = _subscription_publish  # type: ignore[method-assign]
     LambdaBackend.invoke = _lambda_invoke  # type: ignore[method-assign]
+    LambdaFunction.get_configuration = _get_configuration  # type: ignore[method-assign]
+    LambdaFunction.update_configuration = _update_configuration  # type: ignore[method-assign]
+    LambdaBackend.put_function_event_invoke_config = _put_event_invoke_config  # type: ignore[method-assign]
+    LambdaBackend.update_function_event_invoke_config = _update_event_invoke_config  # type: ignore[method-assign]
 
 
 def uninstall() -> None:
@@ -201,6 +315,10 @@ def uninstall() -> None:
         Rule.send_to_targets = _originals.pop("send_to_targets")  # type: ignore[method-assign]
         Subscription.publish = _originals.pop("publish")  # type: ignore[method-assign]
         LambdaBackend.invoke = _originals.pop("invoke")  # type: ignore[method-assign]
+        LambdaFunction.get_configuration = _originals.pop("get_configuration")  # type: ignore[method-assign]
+        LambdaFunction.update_configuration = _originals.pop("update_configuration")  # type: ignore[method-assign]
+        LambdaBackend.put_function_event_invoke_config = _originals.pop("put_event_invoke_config")  # type: ignore[method-assign]
+        LambdaBackend.update_function_event_invoke_config = _originals.pop("update_event_invoke_config")  # type: ignore[method-assign]
     _active = None
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, Callable, Iterator, TextIO
 
-from .errors import HandlerImportError
+from .errors import FIX_IMPORT, HandlerImportError, import_failure
 
 #: Virtual seconds an invocation takes unless the cloud is told otherwise.
 DEFAULT_DURATION = 0.1
@@ -204,7 +204,7 @@ class Function:
         except Exception as exc:  # any import-time failure is the learner's to fix
             sys.modules.pop(unique_name, None)
             raise HandlerImportError(
-                self.logical_id, self.handler, str(self.code_dir), f"{type(exc).__name__}: {exc}"
+                self.logical_id, self.handler, str(self.code_dir), import_failure(exc, self.code_dir), FIX_IMPORT
             ) from None
         entrypoint = getattr(module, attr, None)
         if not callable(entrypoint):
@@ -235,12 +235,21 @@ class Function:
         with environment(self.lambda_environment()), captured_output() as output:
             try:
                 result = self._entrypoint(event, context)
-                # Lambda serialises the return value to JSON; what cannot be serialised is an error.
-                invocation.result = json.loads(json.dumps(result)) if result is not None else None
             except Exception as exc:
                 invocation.result = error_payload(exc)
                 invocation.error = f"{type(exc).__name__}: {exc}"
                 traceback.print_exc(file=output)
+            else:
+                # Lambda serialises the return value to JSON; what cannot be serialised is
+                # the runtime's Runtime.MarshalError, not the handler's own exception.
+                try:
+                    invocation.result = json.loads(json.dumps(result)) if result is not None else None
+                except (TypeError, ValueError) as exc:
+                    message = f"Unable to marshal response: {exc}"
+                    invocation.result = {"errorMessage": message, "errorType": "Runtime.MarshalError",
+                                         "requestId": request_id, "stackTrace": []}
+                    invocation.error = f"Runtime.MarshalError: {message}"
+                    print(f"[ERROR] Runtime.MarshalError: {message}", file=output)
         if invocation.error is None and duration > self.timeout:
             invocation.error = f"Task timed out after {self.timeout:.2f} seconds"
             invocation.result = {"errorMessage": invocation.error, "errorType": "Sandbox.Timedout"}

@@ -52,6 +52,24 @@ SUPPORTED_EVENT_SOURCES = frozenset(
 )
 
 
+UNSUPPORTED_RESOURCE_HINT = (
+    "Remove it from the stage's template (or run that stage on AWS); "
+    "the fidelity page (docs/reference/fidelity.md) lists the types the local cloud deploys."
+)
+
+#: What to do instead, for the event sources learners reach for most.
+UNSUPPORTED_EVENT_HINTS = {
+    "Api": "API Gateway is not emulated: call the function with boto3.client('lambda').invoke() "
+           "and an API Gateway proxy event instead.",
+    "HttpApi": "API Gateway is not emulated: call the function with boto3.client('lambda').invoke() "
+               "and an API Gateway HTTP API event instead.",
+    "Schedule": "Schedules never fire offline: invoke the function yourself, or put the event, "
+                "from the test or notebook.",
+    "ScheduleV2": "EventBridge Scheduler never fires offline: invoke the function yourself from "
+                  "the test or notebook.",
+}
+
+
 class _TemplateLoader(yaml.SafeLoader):
     """YAML loader that understands CloudFormation's short forms (!Ref, !GetAtt, !Sub...)."""
 
@@ -113,9 +131,14 @@ def read_template(path: Path) -> dict[str, Any]:
         where = getattr(exc, "problem_mark", None)
         at = f" at line {where.line + 1}, column {where.column + 1}" if where else ""
         problem = getattr(exc, "problem", None) or str(exc)
-        raise TemplateError(f"{path}: not valid YAML{at}: {problem}") from None
+        raise TemplateError(
+            f"{path}: not valid YAML{at}: {problem}. Check the indentation and brackets on that line and the one before."
+        ) from None
     if not isinstance(document, dict) or not isinstance(document.get("Resources"), dict):
-        raise TemplateError(f"{path}: a template needs a 'Resources' mapping at the top level")
+        raise TemplateError(
+            f"{path}: a template needs a 'Resources' mapping at the top level; add one "
+            "(Resources: followed by the logical ids, indented)."
+        )
     return document
 
 
@@ -125,22 +148,20 @@ def _check_supported(sam: dict[str, Any]) -> None:
             raise TemplateError(f"{logical_id}: every resource needs a 'Type'")
         resource_type = resource["Type"]
         if resource_type not in SUPPORTED_RESOURCE_TYPES:
-            raise UnsupportedResourceError(
-                logical_id,
-                resource_type,
-                "Supported types are listed on the fidelity page (docs/reference/fidelity.md).",
-            )
+            raise UnsupportedResourceError(logical_id, resource_type, UNSUPPORTED_RESOURCE_HINT)
         if resource_type == "AWS::Serverless::Function":
             events = (resource.get("Properties") or {}).get("Events") or {}
             for event_id, event in events.items():
-                event_type = (event or {}).get("Type")
+                event_type = (event or {}).get("Type") if isinstance(event, dict) else None
                 if event_type not in SUPPORTED_EVENT_SOURCES:
                     raise UnsupportedResourceError(
                         f"{logical_id}.Events.{event_id}",
-                        f"event source {event_type}",
-                        "The local cloud runs these event sources: "
+                        f"Type {event_type}",
+                        UNSUPPORTED_EVENT_HINTS.get(str(event_type), "Remove this event from the stage's template.")
+                        + " The local cloud runs these event sources: "
                         + ", ".join(sorted(SUPPORTED_EVENT_SOURCES))
                         + ".",
+                        kind="event source",
                     )
 
 
@@ -163,7 +184,7 @@ def _function_sources(sam: dict[str, Any], base: Path) -> dict[str, FunctionSour
         if not (isinstance(runtime, str) and runtime.startswith("python")):
             raise UnsupportedResourceError(
                 logical_id, f"AWS::Serverless::Function with Runtime {runtime}",
-                "The local cloud runs Python functions in-process.",
+                "The local cloud runs Python functions in-process: use Runtime: python3.12.",
             )
         sources[logical_id] = FunctionSource(logical_id, (base / code_uri).resolve(), handler, runtime)
     return sources
@@ -192,6 +213,16 @@ def _cache_dir() -> Path:
     return Path(root) / "edakit" / "translated"
 
 
+def _name_event(message: str, sam: dict[str, Any]) -> str:
+    """SAM names a function's event by a generated id (FnQueue); add where it is written (Fn.Events.Queue)."""
+    for logical_id, resource in sam.get("Resources", {}).items():
+        events = ((resource or {}).get("Properties") or {}).get("Events") or {}
+        for event_id in events:
+            if f"[{logical_id}{event_id}]" in message:
+                return f"{message} (the event {logical_id}.Events.{event_id})"
+    return message
+
+
 def translate(sam: dict[str, Any], region: str) -> dict[str, Any]:
     """Apply the SAM transform offline; results are cached by content, since it costs ~2 s."""
     if "Transform" not in sam:
@@ -212,8 +243,11 @@ def translate(sam: dict[str, Any], region: str) -> dict[str, Any]:
     try:
         translated = transform(copy.deepcopy(sam), {}, _NoManagedPolicies())
     except InvalidDocumentException as exc:
-        causes = "\n".join(f"  - {cause.message}" for cause in exc.causes)
-        raise TemplateError(f"the SAM transform rejected the template:\n{causes}") from None
+        causes = "\n".join(f"  - {_name_event(cause.message, sam)}" for cause in exc.causes)
+        raise TemplateError(
+            f"the SAM transform rejected the template:\n{causes}\n"
+            "Fix the properties named above; the AWS SAM specification lists each resource's properties."
+        ) from None
     except Exception as exc:  # samtranslator raises many kinds; the learner needs the message only
         raise TemplateError(f"the SAM transform failed: {exc}") from None
     try:
@@ -235,5 +269,5 @@ def load_stage(path: str | os.PathLike[str], region: str) -> Stage:
     cloudformation = translate(_with_placeholder_code(sam), region)
     for logical_id, resource in cloudformation.get("Resources", {}).items():
         if resource.get("Type") not in SUPPORTED_RESOURCE_TYPES:
-            raise UnsupportedResourceError(logical_id, resource.get("Type", "?"))
+            raise UnsupportedResourceError(logical_id, resource.get("Type", "?"), UNSUPPORTED_RESOURCE_HINT)
     return Stage(template_path, sam, cloudformation, functions)

@@ -5,6 +5,7 @@ https://docs.aws.amazon.com/lambda/latest/dg/with-sqs.html
 
 from __future__ import annotations
 
+import base64
 import json
 from typing import TYPE_CHECKING, Any
 
@@ -19,6 +20,8 @@ if TYPE_CHECKING:
 
 #: https://docs.aws.amazon.com/lambda/latest/dg/services-sqs-scaling.html
 DEFAULT_MAXIMUM_CONCURRENCY = 1000
+#: Receipt handles of earlier receives kept per message (see _forget_old_receipt_handles).
+_OLD_RECEIPT_HANDLES_KEPT = 10
 
 
 def sqs_record(message: "Message", queue: "Queue", region: str) -> dict[str, Any]:
@@ -59,7 +62,10 @@ def _lambda_attribute(value: dict[str, Any]) -> dict[str, Any]:
     if string_value is not None:
         attribute["stringValue"] = str(string_value)
     if binary_value is not None:
-        attribute["binaryValue"] = binary_value
+        # moto keeps the raw bytes; the event is JSON, so Lambda sends them base64-encoded.
+        attribute["binaryValue"] = (
+            base64.b64encode(binary_value).decode() if isinstance(binary_value, (bytes, bytearray)) else binary_value
+        )
     return attribute
 
 
@@ -96,7 +102,6 @@ class SqsEventSource:
         self.function: Function = cloud.function_by_arn(mapping.function_arn)
         self.queue_name = mapping.event_source_arn.rsplit(":", 1)[-1]
         self.in_flight = 0
-        self.window_opened_at: float | None = None
         self.filtered_out = 0
 
     # -- what moto holds ---------------------------------------------------------
@@ -118,22 +123,57 @@ class SqsEventSource:
     def batching_window(self) -> float:
         return float(self.mapping.max_batch_window or 0)
 
-    def _deliverable(self, now_ms: float) -> tuple[int, float | None]:
-        """How many messages a receive would return now, and when the next one will."""
+    def _deliverable(self, now_ms: float) -> tuple[int, float | None, float | None]:
+        """What a receive would see now.
+
+        Returns how many messages it would return, when the earliest of them
+        became available (sent, delay ended, or visible again), and when the
+        next message not yet available will be, all in epoch seconds.
+        """
         queue = self.queue
+        self._delete_expired(queue, now_ms)
         blocked_groups: set[str] = set()
         if queue.fifo_queue:
             # A FIFO group with a message in flight delivers nothing more until that
             # message is deleted or visible again.
             blocked_groups = {m.group_id for m in queue._pending_messages if m.visible_at >= now_ms and m.group_id}
-        count, soonest = 0, None
+        count, arrived, soonest = 0, None, None
         for message in queue._messages:
             ready_at = max(message.visible_at, message.delayed_until)
             if ready_at >= now_ms:
                 soonest = ready_at if soonest is None else min(soonest, ready_at)
             elif message.group_id not in blocked_groups:
                 count += 1
-        return count, None if soonest is None else (soonest + 1) / 1000.0
+                available_at = max(ready_at, float(message.sent_timestamp or 0))
+                arrived = available_at if arrived is None else min(arrived, available_at)
+        return (
+            count,
+            None if arrived is None else arrived / 1000.0,
+            None if soonest is None else (soonest + 1) / 1000.0,
+        )
+
+    @staticmethod
+    def _delete_expired(queue: "Queue", now_ms: float) -> None:
+        """SQS deletes a message once it has been in the queue for MessageRetentionPeriod.
+
+        moto only stops returning such a message (and keeps receiving it), so a
+        message that always fails without a DLQ would never leave the queue.
+        https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_SetQueueAttributes.html
+        """
+        retention_ms = int(queue.message_retention_period) * 1000
+        expired = [m for m in queue._messages if m.sent_timestamp and m.sent_timestamp + retention_ms <= now_ms]
+        for message in expired:
+            queue._messages.remove(message)
+            queue._pending_messages.discard(message)
+
+    def _window_closes(self, arrived: float) -> float:
+        """The batching window opens when the first message of the batch becomes available.
+
+        Lambda's poller is always listening, so the window is counted from that
+        message, not from whenever this process next looks at the queue.
+        https://docs.aws.amazon.com/lambda/latest/dg/services-sqs-parameters.html
+        """
+        return arrived + self.batching_window
 
     def _slots(self) -> int:
         return min(self.maximum_concurrency - self.in_flight, self.cloud.free_concurrency(self.function))
@@ -143,24 +183,22 @@ class SqsEventSource:
     def next_due(self, now: float) -> float | None:
         if not self.mapping.enabled or self._slots() <= 0:
             return None
-        count, soonest = self._deliverable(now * 1000)
+        count, arrived, soonest = self._deliverable(now * 1000)
         if count == 0:
-            self.window_opened_at = None
             return soonest
         if self.batching_window == 0 or count >= self.mapping.batch_size:
             return now
-        if self.window_opened_at is None:
-            self.window_opened_at = now
-        return max(now, self.window_opened_at + self.batching_window)
+        assert arrived is not None
+        return max(now, self._window_closes(arrived))
 
     def run(self, now: float) -> bool:
         started = False
-        while self._slots() > 0:
-            count, _ = self._deliverable(now * 1000)
-            window_open = self.window_opened_at is not None and now < self.window_opened_at + self.batching_window
-            if count == 0 or (window_open and count < self.mapping.batch_size):
+        while self.mapping.enabled and self._slots() > 0:
+            count, arrived, _ = self._deliverable(now * 1000)
+            if count == 0:
                 break
-            self.window_opened_at = None
+            if count < self.mapping.batch_size and arrived is not None and now < self._window_closes(arrived):
+                break  # a partial batch waits for more messages until its window closes
             messages = self.cloud.sqs_backend.receive_message(
                 self.queue_name,
                 self.mapping.batch_size,
@@ -170,6 +208,7 @@ class SqsEventSource:
             )
             if not messages:
                 break
+            self._forget_old_receipt_handles()
             records = [sqs_record(m, self.queue, self.cloud.region) for m in messages]
             records = self._drop_filtered(records)
             if not records:
@@ -182,6 +221,17 @@ class SqsEventSource:
             )
             started = True
         return started
+
+    def _forget_old_receipt_handles(self) -> None:
+        """moto keeps every receipt handle a message ever had and deep-copies them on each receive.
+
+        A message retried for days (thousands of receives) would make each receive
+        slower than the last. On AWS only the latest handle deletes a message; a
+        few earlier ones are kept for moto's sake.
+        """
+        for message in self.queue._messages:
+            if len(message._old_receipt_handles) > _OLD_RECEIPT_HANDLES_KEPT:
+                del message._old_receipt_handles[:-_OLD_RECEIPT_HANDLES_KEPT]
 
     def _drop_filtered(self, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Lambda deletes SQS messages that match no filter of the mapping.
