@@ -29,8 +29,10 @@ ACCOUNT_ID = "123456789012"
 DEFAULT_REGION = "us-east-1"
 #: Lambda's default concurrency quota per account and Region.
 ACCOUNT_CONCURRENCY = 1000
-#: run_until_idle() gives up after this much virtual time: SQS's longest retention.
-DEFAULT_HORIZON = 14 * 24 * 3600.0
+#: run_until_idle() gives up after this much virtual time: longer than any scenario
+#: in the kit, shorter than SQS's default 4-day retention, so a message that fails
+#: forever without a DLQ ends in a clear StillBusyError instead of days of retries.
+DEFAULT_HORIZON = 2 * 24 * 3600.0
 
 #: Credentials and settings for moto, set only while a cloud is open.
 _MOTO_ENVIRONMENT = {
@@ -152,7 +154,6 @@ class LocalCloud:
             )
             function.load()
             self.functions[logical_id] = function
-        self._detach_moto_pollers()
         # The template's event source mappings start polling now, at deployment: a stream
         # mapping's StartingPosition LATEST means records written after this point.
         for _ in self._event_sources():
@@ -372,11 +373,9 @@ class LocalCloud:
     def _make_source(self, mapping: Any) -> Any:
         service = mapping.event_source_arn.split(":")[2]
         if service == "sqs":
-            self._detach_moto_pollers()
             return SqsEventSource(self, mapping)
         from .sources import streams
 
-        self._detach_moto_pollers()
         return streams.source_for(self, mapping)
 
     def step(self) -> bool:

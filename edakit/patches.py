@@ -284,6 +284,13 @@ def _update_event_invoke_config(backend: LambdaBackend, function_name: str, conf
     return _put_event_invoke_config(backend, function_name, merged)
 
 
+def _create_event_source_mapping(backend: LambdaBackend, spec: dict[str, Any]) -> Any:
+    """Create the mapping in moto, then detach moto's own poller at once (see LocalCloud._detach_moto_pollers)."""
+    mapping = _originals["create_event_source_mapping"](backend, spec)
+    active_cloud()._detach_moto_pollers()
+    return mapping
+
+
 def install(cloud: "LocalCloud") -> None:
     global _active
     if _active is not None:
@@ -296,6 +303,7 @@ def install(cloud: "LocalCloud") -> None:
     _originals["send_to_targets"] = Rule.send_to_targets
     _originals["publish"] = Subscription.publish
     _originals["invoke"] = LambdaBackend.invoke
+    _originals["create_event_source_mapping"] = LambdaBackend.create_event_source_mapping
     _originals["get_configuration"] = LambdaFunction.get_configuration
     _originals["update_configuration"] = LambdaFunction.update_configuration
     _originals["put_event_invoke_config"] = LambdaBackend.put_function_event_invoke_config
@@ -303,6 +311,7 @@ def install(cloud: "LocalCloud") -> None:
     Rule.send_to_targets = _send_to_targets  # type: ignore[method-assign]
     Subscription.publish = _subscription_publish  # type: ignore[method-assign]
     LambdaBackend.invoke = _lambda_invoke  # type: ignore[method-assign]
+    LambdaBackend.create_event_source_mapping = _create_event_source_mapping  # type: ignore[method-assign]
     LambdaFunction.get_configuration = _get_configuration  # type: ignore[method-assign]
     LambdaFunction.update_configuration = _update_configuration  # type: ignore[method-assign]
     LambdaBackend.put_function_event_invoke_config = _put_event_invoke_config  # type: ignore[method-assign]
@@ -315,6 +324,7 @@ def uninstall() -> None:
         Rule.send_to_targets = _originals.pop("send_to_targets")  # type: ignore[method-assign]
         Subscription.publish = _originals.pop("publish")  # type: ignore[method-assign]
         LambdaBackend.invoke = _originals.pop("invoke")  # type: ignore[method-assign]
+        LambdaBackend.create_event_source_mapping = _originals.pop("create_event_source_mapping")  # type: ignore[method-assign]
         LambdaFunction.get_configuration = _originals.pop("get_configuration")  # type: ignore[method-assign]
         LambdaFunction.update_configuration = _originals.pop("update_configuration")  # type: ignore[method-assign]
         LambdaBackend.put_function_event_invoke_config = _originals.pop("put_event_invoke_config")  # type: ignore[method-assign]

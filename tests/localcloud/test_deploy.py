@@ -307,3 +307,29 @@ class TestEventSourceMappings:
         cloud.run_until_idle()
         [invocation] = cloud.invocations("Consumer")
         assert invocation.event["Records"][0]["body"] == "o-1"
+
+    def test_a_mapping_created_through_the_api_is_polled_by_the_local_cloud_only(self, cloud_for):
+        """CreateEventSourceMapping at run time: the mapping is listed, and a message sent right
+        after it is neither deleted by moto's poller nor lost; the local cloud delivers it.
+
+        https://docs.aws.amazon.com/lambda/latest/api/API_CreateEventSourceMapping.html
+        """
+        cloud = cloud_for("""
+            Orders:
+              Type: AWS::SQS::Queue
+            Consumer:
+              Type: AWS::Serverless::Function
+              Properties:
+                Handler: behaviours.succeed
+        """)
+        queue_url = cloud.physical_id("Orders")
+        queue_arn = boto3.client("sqs").get_queue_attributes(
+            QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        boto3.client("lambda").create_event_source_mapping(
+            FunctionName=cloud.physical_id("Consumer"), EventSourceArn=queue_arn, BatchSize=1)
+
+        boto3.client("sqs").send_message(QueueUrl=queue_url, MessageBody="o-2")
+        assert cloud.queue_depth("Orders")["visible"] == 1, "moto's own poller must not take the message"
+        cloud.run_until_idle()
+        [invocation] = cloud.invocations("Consumer")
+        assert invocation.event["Records"][0]["body"] == "o-2"
