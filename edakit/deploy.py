@@ -61,6 +61,20 @@ def shim_event_bus_ref(template: dict[str, Any]) -> dict[str, Any]:
     return rewrite(template)
 
 
+def shim_archive_event_pattern(template: dict[str, Any]) -> dict[str, Any]:
+    """moto's CloudFormation passes an Archive's EventPattern on as an object where its
+    backend expects JSON text (as the API carries it); CloudFormation takes either.
+
+    https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/aws-resource-events-archive.html
+    """
+    document = copy.deepcopy(template)
+    for resource in document.get("Resources", {}).values():
+        props = resource.get("Properties") or {}
+        if resource.get("Type") == "AWS::Events::Archive" and isinstance(props.get("EventPattern"), dict):
+            props["EventPattern"] = json.dumps(props["EventPattern"])
+    return document
+
+
 def split_deferred(template: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     """Take out the resources moto's CloudFormation skips; drop DependsOn that point at them."""
     stack = copy.deepcopy(template)
@@ -151,13 +165,20 @@ DEFERRED_SHIMS: dict[str, Callable[[dict[str, Any], str], str]] = {
 }
 
 
-def shim_event_bus_physical_ids(deployment: Deployment, stack_name: str, region: str, account_id: str) -> None:
-    """moto lists an EventBus with an empty physical id; Ref of a bus gives its name on AWS."""
+#: Types moto lists with an empty physical id, whose Ref is their name on AWS.
+NAMED_BY_REF = ("AWS::Events::EventBus", "AWS::Events::Archive")
+
+
+def shim_empty_physical_ids(deployment: Deployment, stack_name: str, region: str, account_id: str) -> None:
+    """moto lists an EventBus or an Archive with an empty physical id; Ref gives its name on AWS.
+
+    https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/aws-resource-events-archive.html#aws-resource-events-archive-return-values
+    """
     stack_map = _stack(stack_name, region, account_id).resource_map
     for logical_id, resource_type in deployment.resource_types.items():
-        if resource_type == "AWS::Events::EventBus" and not deployment.physical_ids.get(logical_id):
+        if resource_type in NAMED_BY_REF and not deployment.physical_ids.get(logical_id):
             deployment.physical_ids[logical_id] = stack_map[logical_id].name
-    deployment.shims_applied.append("shim_event_bus_physical_ids")
+    deployment.shims_applied.append("shim_empty_physical_ids")
 
 
 def shim_dead_letter_config(deployment: Deployment, template: dict[str, Any], stack_name: str,
@@ -198,6 +219,8 @@ def deploy(stage: Stage, stack_name: str, region: str, account_id: str) -> Deplo
     deployment = Deployment(stack_name)
     template = shim_event_bus_ref(stage.cloudformation)
     deployment.shims_applied.append("shim_event_bus_ref")
+    template = shim_archive_event_pattern(template)
+    deployment.shims_applied.append("shim_archive_event_pattern")
     stack_template, deferred = split_deferred(template)
     _create_code_bucket(region)
 
@@ -229,7 +252,7 @@ def deploy(stage: Stage, stack_name: str, region: str, account_id: str) -> Deplo
             deployment.physical_ids[summary["LogicalResourceId"]] = summary["PhysicalResourceId"]
             deployment.resource_types[summary["LogicalResourceId"]] = summary["ResourceType"]
 
-    shim_event_bus_physical_ids(deployment, stack_name, region, account_id)
+    shim_empty_physical_ids(deployment, stack_name, region, account_id)
     shim_dead_letter_config(deployment, template, stack_name, region, account_id)
     for logical_id, resource in deferred.items():
         shim = DEFERRED_SHIMS[resource["Type"]]

@@ -74,7 +74,7 @@ BusName:
         assert len(cloud.messages("Orders")) == 1  # the rule is on the bus named shop
 
     def test_physical_id_of_an_event_bus_is_its_name(self, cloud_for):
-        """shim_event_bus_physical_ids: moto lists a bus with an empty physical id; Ref gives its name.
+        """shim_empty_physical_ids: moto lists a bus with an empty physical id; Ref gives its name.
 
         https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/aws-resource-events-eventbus.html#aws-resource-events-eventbus-return-values
         """
@@ -333,3 +333,30 @@ class TestEventSourceMappings:
         cloud.run_until_idle()
         [invocation] = cloud.invocations("Consumer")
         assert invocation.event["Records"][0]["body"] == "o-2"
+
+
+class TestArchives:
+    def test_an_archive_with_an_event_pattern_deploys_and_archives_matching_events(self, cloud_for):
+        """shim_archive_event_pattern and shim_empty_physical_ids: an AWS::Events::Archive with an
+        EventPattern object deploys, Ref gives its name, and it keeps only matching events.
+
+        https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/aws-resource-events-archive.html
+        """
+        cloud = cloud_for("""
+            Bus:
+              Type: AWS::Events::EventBus
+              Properties: {Name: shop}
+            Archive:
+              Type: AWS::Events::Archive
+              Properties:
+                SourceArn: !GetAtt Bus.Arn
+                EventPattern: {source: [{prefix: shop.}]}
+        """)
+        events = boto3.client("events")
+        events.put_events(Entries=[
+            {"Source": source, "DetailType": "T", "Detail": "{}", "EventBusName": "shop"}
+            for source in ("shop.storefront", "shop.orders", "elsewhere")
+        ])
+        archive = events.describe_archive(ArchiveName=cloud.physical_id("Archive"))
+        assert json.loads(archive["EventPattern"]) == {"source": [{"prefix": "shop."}]}
+        assert archive["EventCount"] == 2

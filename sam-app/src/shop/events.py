@@ -7,7 +7,7 @@ import json
 import uuid
 from collections.abc import Mapping
 from datetime import datetime, timezone
-from typing import Any, ClassVar, Literal, Self, TypedDict
+from typing import Any, ClassVar, Literal, Self, TypedDict, TypeVar
 
 from pydantic import (
     AwareDatetime,
@@ -16,6 +16,7 @@ from pydantic import (
     Field,
     StrictInt,
     ValidationError,
+    computed_field,
     field_validator,
 )
 
@@ -24,6 +25,9 @@ SCHEMA_VERSION = "1.0"
 # "The maximum size for a PutEvents event entry is 256 KB."
 # https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-putevent-size.html
 MAX_ENTRY_SIZE_BYTES = 256 * 1024
+
+
+E = TypeVar("E", bound="EventEnvelope")
 
 
 class InvalidEvent(ValueError):
@@ -99,10 +103,63 @@ class OrderPlaced(EventEnvelope):
     # (shop.orders.accept_order), so an empty or zero-quantity order parses.
     lines: tuple[OrderLine, ...]
     currency: Literal["EUR"] = "EUR"
+    # Where the order ships (ISO 3166 alpha-2). Rules route on it: an order
+    # shipping outside the shop's usual countries goes to review.
+    shipping_country: str = Field(default="FR", pattern=r"^[A-Z]{2}$")
 
+    # In the event's JSON, so that EventBridge rules can filter on the amount.
+    @computed_field  # type: ignore[prop-decorator]
     @property
     def total_cents(self) -> int:
         return sum(line.subtotal_cents for line in self.lines)
+
+
+class OrderConfirmed(EventEnvelope):
+    """The shop accepted the order and its stock is reserved: it will ship."""
+
+    source: ClassVar[str] = "shop.orders"
+    detail_type: ClassVar[str] = "OrderConfirmed"
+
+    order_id: str = Field(min_length=1)
+    customer_id: str = Field(min_length=1)
+    total_cents: StrictInt
+
+
+class ReservedLine(BaseModel):
+    """Stock set aside for one line of an order."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    sku: str = Field(min_length=1)
+    quantity: StrictInt
+
+
+class InventoryReserved(EventEnvelope):
+    """Stock for every line of the order is set aside."""
+
+    source: ClassVar[str] = "shop.inventory"
+    detail_type: ClassVar[str] = "InventoryReserved"
+
+    order_id: str = Field(min_length=1)
+    lines: tuple[ReservedLine, ...]
+
+
+class OutOfStock(EventEnvelope):
+    """At least one line of the order could not be reserved; nothing was reserved."""
+
+    source: ClassVar[str] = "shop.inventory"
+    detail_type: ClassVar[str] = "OutOfStock"
+
+    order_id: str = Field(min_length=1)
+    sku: str = Field(min_length=1)
+    requested: StrictInt
+    available: StrictInt
+
+
+#: Every event the shop publishes, by its detail-type.
+EVENT_TYPES: dict[str, type[EventEnvelope]] = {
+    model.detail_type: model for model in (OrderPlaced, OrderConfirmed, InventoryReserved, OutOfStock)
+}
 
 
 class PutEventsEntry(TypedDict):
@@ -147,9 +204,27 @@ def to_put_events_entry(event: EventEnvelope, bus_name: str) -> PutEventsEntry:
     return entry
 
 
-def from_eventbridge(event: Mapping[str, Any] | str | bytes) -> OrderPlaced:
-    """The OrderPlaced inside an EventBridge event: a dict, or its JSON text (as an SQS body)."""
-    return OrderPlaced.parse(_detail_of(event, OrderPlaced))
+def from_eventbridge(event: Mapping[str, Any] | str | bytes, model: type[E] = OrderPlaced) -> E:  # type: ignore[assignment]
+    """The `model` event (OrderPlaced unless said) inside an EventBridge event: a dict, or its
+    JSON text (as an SQS body)."""
+    return model.parse(_detail_of(event, model))
+
+
+def any_from_eventbridge(event: Mapping[str, Any] | str | bytes) -> EventEnvelope:
+    """Whichever shop event an EventBridge event carries, chosen by its detail-type."""
+    if isinstance(event, (str, bytes)):
+        try:
+            event = json.loads(event)
+        except ValueError as error:
+            raise InvalidEvent(f"EventBridge event is not valid JSON: {error}") from None
+    detail_type = event.get("detail-type") if isinstance(event, Mapping) else None
+    model = EVENT_TYPES.get(detail_type)  # type: ignore[arg-type]
+    if model is None:
+        raise InvalidEvent(
+            f"EventBridge event field 'detail-type': {detail_type!r} is not a shop event; "
+            f"expected one of {sorted(EVENT_TYPES)}"
+        )
+    return from_eventbridge(event, model)
 
 
 def _detail_of(
