@@ -125,6 +125,14 @@ class LocalCloud:
             self._exit.close()
             self._exit = None
 
+    def start(self) -> "LocalCloud":
+        """Open the cloud without a `with` block (a notebook spreads it over cells); stop() closes it."""
+        return self.__enter__()
+
+    def stop(self) -> None:
+        """Close a cloud opened with start(): moto's state, virtual time and the hooks go away."""
+        self.__exit__(None, None, None)
+
     def _route_output(self, stack: ExitStack) -> None:
         saved = sys.stdout, sys.stderr
         sys.stdout, sys.stderr = FunctionOutput(sys.stdout), FunctionOutput(sys.stderr)

@@ -1,0 +1,31 @@
+"""Executing a chapter's notebook (a jupytext percent-format .py file), as tests and the docs do."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+
+def execute_notebook(path: str | Path, timeout: float = 60) -> tuple[Any, float]:
+    """Run every cell in a fresh kernel from the notebook's directory; return the notebook and wall seconds.
+
+    Raises nbclient's CellExecutionError (with the cell and its traceback) if a cell fails.
+    """
+    import jupytext
+    from nbclient import NotebookClient
+
+    notebook_path = Path(path)
+    notebook = jupytext.read(notebook_path)
+    client = NotebookClient(
+        notebook, timeout=int(timeout), kernel_name="python3",
+        resources={"metadata": {"path": str(notebook_path.parent)}},
+    )
+    started = time.perf_counter()
+    client.execute()
+    return notebook, time.perf_counter() - started
+
+
+def outputs_of(notebook: Any) -> list[dict[str, Any]]:
+    """Every output of every code cell, in order."""
+    return [output for cell in notebook.cells if cell.cell_type == "code" for output in cell.get("outputs", [])]
