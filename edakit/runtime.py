@@ -93,6 +93,11 @@ class FunctionOutput(io.TextIOBase):
     def isatty(self) -> bool:
         return False
 
+    def __getattr__(self, name: str) -> Any:
+        # Anything else is the real stream's: Jupyter's kernel calls set_parent() on
+        # sys.stdout before each cell so that output lands under the right cell.
+        return getattr(self.fallback, name)
+
     @property
     def encoding(self) -> str:  # type: ignore[override]
         return "utf-8"

@@ -218,3 +218,30 @@ def test_functions_sharing_a_handler_module_keep_separate_module_state(cloud_for
     counts = [invoke(cloud, name)["payload"] for name in ("First", "First", "Second", "First")]
 
     assert counts == [1, 2, 1, 3]
+
+
+def test_output_outside_an_invocation_reaches_the_real_stream_and_its_methods():
+    """Outside an invocation, the stand-in for sys.stdout is the real stream: writes and any
+    other method (Jupyter's kernel calls set_parent() before each cell) reach it."""
+    from edakit.runtime import FunctionOutput
+
+    class KernelStream:
+        def __init__(self) -> None:
+            self.parent, self.text = None, ""
+
+        def write(self, text: str) -> int:
+            self.text += text
+            return len(text)
+
+        def flush(self) -> None:
+            pass
+
+        def set_parent(self, parent: dict) -> None:
+            self.parent = parent
+
+    real = KernelStream()
+    stand_in = FunctionOutput(real)
+    stand_in.set_parent({"msg_id": "cell-2"})
+    stand_in.write("hello")
+    assert real.parent == {"msg_id": "cell-2"}
+    assert real.text == "hello"
