@@ -140,12 +140,16 @@ def _as_lambda_payload(payload: dict[str, Any] | str) -> Any:
 
 
 def _send_to_targets(rule: Rule, original_event: dict[str, Any], transform_input: bool = True) -> None:
-    if not rule.event_pattern.matches_event(original_event):
+    # A disabled rule matches nothing; moto delivers whatever the rule's State.
+    if rule.state == "DISABLED":
         return
-    cloud = active_cloud()
     # moto keeps its ingestion time inside the event; no target sees that field on AWS.
     event = {k: v for k, v in original_event.items() if k != "ingestion-time"}
     event = _iso_time({**event, "account": event.get("account") or rule.account_id})
+    # Match the event as AWS shows it (time as ISO-8601 text), not moto's Unix number.
+    if not rule.event_pattern.matches_event(event):
+        return
+    cloud = active_cloud()
     moto_targets = []
     for target in rule.targets:
         arn = parse_arn(target["Arn"])

@@ -5,10 +5,9 @@ https://docs.aws.amazon.com/lambda/latest/dg/invocation-eventfiltering.html
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
-from moto.events.models import EventPattern
+from ..patterns import matches
 
 
 def matches_filter_criteria(filter_criteria: dict[str, Any], record: dict[str, Any]) -> bool:
@@ -16,10 +15,5 @@ def matches_filter_criteria(filter_criteria: dict[str, Any], record: dict[str, A
     filters = filter_criteria.get("Filters") or []
     if not filters:
         return True
-    for item in filters:
-        pattern = item.get("Pattern")
-        if isinstance(pattern, str):
-            pattern = json.loads(pattern)
-        if EventPattern(json.dumps(pattern), pattern).matches_event(record):
-            return True
-    return False
+    # A filter's Pattern is JSON text in the API; matches() reads it as EventBridge rules are read.
+    return any(matches(item.get("Pattern") or {}, record) for item in filters)
