@@ -1,5 +1,6 @@
-"""Unit tests of the shop's domain code: events, order rules, the storefront, the DynamoDB
-adapter and the order processor handler, all against hand-written fakes (no AWS, no moto)."""
+"""Unit tests of the shop's domain code: events and their JSON Schemas, order rules, the
+storefront, the DynamoDB adapter and the order processor handler, all against hand-written
+fakes (no AWS, no moto)."""
 
 from __future__ import annotations
 
@@ -8,14 +9,18 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any
 
+import jsonschema
 import pytest
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from botocore.exceptions import ClientError
 
+from shop import schemas
 from shop.adapters.dynamodb import DynamoDBOrderRepository
 from shop.events import (
+    EVENT_TYPES,
     MAX_ENTRY_SIZE_BYTES,
     InvalidEvent,
     OrderLine,
@@ -23,6 +28,7 @@ from shop.events import (
     PutEventsEntry,
     entry_size,
     from_eventbridge,
+    parse_event,
     to_put_events_entry,
 )
 from shop.handlers import order_processor
@@ -333,6 +339,114 @@ class TestFromEventBridge:
             from_eventbridge(body)
 
 
+class TestParseEvent:
+    """The gate for a detail a producer received as JSON rather than built itself."""
+
+    def test_json_text_becomes_the_event_of_its_detail_type(self) -> None:
+        event = parse_event("OrderPlaced", order_placed().model_dump_json())
+        assert isinstance(event, OrderPlaced)
+        assert event.order_id == "order-1"
+
+    def test_malformed_json_is_named(self) -> None:
+        with pytest.raises(InvalidEvent, match=r"^OrderPlaced detail is not valid JSON: Expecting value"):
+            parse_event("OrderPlaced", '{"order_id": ')
+
+    def test_json_that_is_not_an_object_is_named(self) -> None:
+        with pytest.raises(InvalidEvent, match=r"^OrderPlaced detail: expected a JSON object, got list"):
+            parse_event("OrderPlaced", "[]")
+
+    def test_a_missing_field_is_named(self) -> None:
+        with pytest.raises(InvalidEvent) as raised:
+            parse_event("OrderConfirmed", {"order_id": "order-1", "total_cents": 100})
+        assert str(raised.value) == "OrderConfirmed is invalid: customer_id: Field required"
+
+    def test_an_unknown_detail_type_is_named(self) -> None:
+        with pytest.raises(InvalidEvent, match=r"'OrderShipped' is not a shop event; expected one of \["):
+            parse_event("OrderShipped", {})
+
+
+# --- schemas ------------------------------------------------------------------
+
+
+class TestSchemas:
+    """The JSON Schemas in sam-app/schemas/, exported from the models by shop.schemas."""
+
+    def test_the_checked_in_schemas_match_the_models(self) -> None:
+        problems = schemas.stale(schemas.default_directory())
+        assert not problems, (
+            f"the checked-in JSON Schemas are out of date ({'; '.join(problems)}); "
+            f"regenerate them with: {schemas.REGENERATE}"
+        )
+
+    def test_every_event_type_has_an_example(self) -> None:
+        missing = set(EVENT_TYPES) - set(schemas.EXAMPLES)
+        assert not missing, f"add an example detail for {sorted(missing)} to shop.schemas.EXAMPLES"
+
+    def test_the_schema_names_source_detail_type_and_version(self) -> None:
+        schema = checked_in_schema("OrderPlaced")
+        assert schema["$id"] == "urn:shop:events:shop.storefront:OrderPlaced:1.0"
+        assert schema["title"] == "OrderPlaced from shop.storefront, schema version 1.0"
+
+    def test_fields_with_defaults_are_required_because_events_always_carry_them(self) -> None:
+        required = checked_in_schema("OrderPlaced")["required"]
+        assert {"event_id", "correlation_id", "schema_version", "occurred_at", "currency", "total_cents"} <= set(required)
+
+    @pytest.mark.parametrize("detail_type", sorted(EVENT_TYPES))
+    def test_a_new_event_validates_against_its_schema(self, detail_type: str) -> None:
+        # given an event made now, with a fresh id and time
+        event = EVENT_TYPES[detail_type].parse(schemas.EXAMPLES[detail_type])
+        # then its detail, as a producer sends it, satisfies the checked-in schema
+        assert schema_errors(detail_type, json.loads(event.model_dump_json())) == []
+
+    @pytest.mark.parametrize("detail_type", sorted(EVENT_TYPES))
+    def test_the_published_example_validates_against_its_schema(self, detail_type: str) -> None:
+        [example] = checked_in_schema(detail_type)["examples"]
+        assert schema_errors(detail_type, example) == []
+
+    @pytest.mark.parametrize(
+        ("change", "error"),
+        [
+            (lambda d: d.pop("customer_id"), "'customer_id' is a required property"),
+            (lambda d: d["lines"][0].update(quantity="two"), "'two' is not of type 'integer'"),
+            (lambda d: d.update(occurred_at="2025-11-28T09:00:00"), "is not a 'date-time'"),
+            (lambda d: d.update(schema_version="2.0"), "'2.0' does not match"),
+        ],
+        ids=["missing field", "wrong type", "time without zone", "other major version"],
+    )
+    def test_a_broken_event_fails_its_schema(self, change: Callable[[dict[str, Any]], Any], error: str) -> None:
+        detail = json.loads(order_placed().model_dump_json())
+        change(detail)
+        assert any(error in message for message in schema_errors("OrderPlaced", detail))
+
+    def test_export_writes_one_file_per_detail_type(self, tmp_path: Path) -> None:
+        written = schemas.export(tmp_path)
+        assert sorted(p.name for p in written) == sorted(f"{t}.json" for t in EVENT_TYPES)
+        assert schemas.stale(tmp_path) == []
+
+    def test_check_exits_1_and_says_how_to_regenerate(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        schemas.export(tmp_path)
+        (tmp_path / "OrderPlaced.json").write_text("{}")
+        (tmp_path / "OrderShipped.json").write_text("{}")
+        assert schemas.main(["--check", str(tmp_path)]) == 1
+        errors = capsys.readouterr().err
+        assert "OrderPlaced.json differs from the OrderPlaced model" in errors
+        assert "OrderShipped.json matches no event type" in errors
+        assert schemas.REGENERATE in errors
+
+
+def checked_in_schema(detail_type: str) -> dict[str, Any]:
+    return json.loads((schemas.default_directory() / f"{detail_type}.json").read_text())
+
+
+def schema_errors(detail_type: str, detail: Any) -> list[str]:
+    """What the checked-in schema finds wrong with `detail` (formats such as date-time included)."""
+    schema = checked_in_schema(detail_type)
+    validator = jsonschema.validators.validator_for(schema)
+    return [error.message for error in validator(schema, format_checker=validator.FORMAT_CHECKER).iter_errors(detail)]
+
+
 # --- orders -------------------------------------------------------------------
 
 
@@ -539,3 +653,13 @@ class TestCartOrderId:
         first, second = storefront.place_orders([cart]), storefront.place_orders([cart])
         # then both events carry the same order id, so the consumer records it once
         assert first[0].order_id == second[0].order_id == "order-42"
+
+
+class TestCartShippingCountry:
+    def test_the_cart_sets_where_the_order_ships(self):
+        # given a cart that ships to Belgium
+        storefront = Storefront("shop-bus", FakeEventsClient())
+        # when it is placed
+        [event] = storefront.place_orders([Cart("customer-1", [line()], shipping_country="BE")])
+        # then the event says so, for the rules that route on it
+        assert event.shipping_country == "BE"

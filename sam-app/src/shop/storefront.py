@@ -35,6 +35,7 @@ class Cart:
     # The caller's own id makes a retried checkout the same order, which the order
     # processor then records once; without it every call makes a new order.
     order_id: str | None = None
+    shipping_country: str = "FR"
 
 
 class PutEventsFailed(Exception):
@@ -112,6 +113,7 @@ def _order_placed(cart: Cart) -> OrderPlaced:
         "order_id": cart.order_id or str(uuid.uuid4()),
         "customer_id": cart.customer_id,
         "lines": list(cart.lines),
+        "shipping_country": cart.shipping_country,
     }
     if cart.correlation_id is not None:
         detail["correlation_id"] = cart.correlation_id
