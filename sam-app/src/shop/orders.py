@@ -1,17 +1,27 @@
-"""The orders domain: which placed orders the shop accepts, and recording each one once.
+"""The orders domain: which placed orders the shop accepts, recording each one once, and
+moving its status on when the inventory answers (CONFIRMED or OUT_OF_STOCK).
 
 Nothing here knows about SQS, EventBridge or DynamoDB; adapters and handlers do.
 """
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
 from types import MappingProxyType
 from typing import Protocol
 
-from shop.events import OrderLine, OrderPlaced
+from shop.events import (
+    EventEnvelope,
+    InventoryReserved,
+    OrderConfirmed,
+    OrderLine,
+    OrderPlaced,
+    OutOfStock,
+)
 
 CATALOGUE: Mapping[str, str] = MappingProxyType(
     {
@@ -90,3 +100,99 @@ def record_order(repository: OrderRepository, accepted: AcceptedOrder) -> bool:
     # SQS delivers at least once, so the same OrderPlaced can arrive twice; the
     # repository's atomic add is what makes the second delivery have no effect.
     return repository.add(accepted)
+
+
+# --- the order's status, moved by the inventory's follow-up events ---------------------
+
+
+class OrderStatus(StrEnum):
+    """Where an order stands. PLACED is recorded first; the inventory's answer moves it on."""
+
+    PLACED = "PLACED"
+    CONFIRMED = "CONFIRMED"
+    OUT_OF_STOCK = "OUT_OF_STOCK"
+
+
+@dataclass(frozen=True)
+class RecordedOrder:
+    """A recorded order, with what its follow-up events need to know."""
+
+    order_id: str
+    customer_id: str
+    total_cents: int
+    status: OrderStatus
+
+
+class OrderNotFound(LookupError):
+    """No order with this id is recorded yet.
+
+    A bus promises no order between events: InventoryReserved can overtake the
+    OrderPlaced that caused it. Raising lets the retry of the asynchronous
+    invocation find the order once it is recorded.
+    """
+
+    def __init__(self, order_id: str) -> None:
+        self.order_id = order_id
+        super().__init__(f"order {order_id} is not recorded (yet): a retry may find it")
+
+
+class InvalidTransition(Exception):
+    """The order's status does not allow the change (an out-of-stock order is never confirmed)."""
+
+    def __init__(self, order_id: str, current: OrderStatus, wanted: OrderStatus) -> None:
+        self.order_id = order_id
+        super().__init__(f"order {order_id} is {current.value}: it cannot become {wanted.value}")
+
+
+class OrderStatusRepository(Protocol):
+    """Where the status of recorded orders changes."""
+
+    def change_status(
+        self, order_id: str, new: OrderStatus, *, expected: OrderStatus
+    ) -> RecordedOrder:
+        """Set the order's status to `new` if it is `expected`, as one atomic step, and return
+        the order as it was before (so the caller sees whether it changed). Raises
+        OrderNotFound if no such order is recorded."""
+        ...
+
+
+def confirm_order(orders: OrderStatusRepository, reserved: InventoryReserved) -> OrderConfirmed:
+    """The order's stock is reserved: mark it CONFIRMED and return the OrderConfirmed to publish.
+
+    An order that is already CONFIRMED (a retry after the first attempt failed to
+    publish) gives the same OrderConfirmed again, with the same event_id.
+    """
+    order = _move(orders, reserved.order_id, OrderStatus.CONFIRMED)
+    return OrderConfirmed(
+        order_id=order.order_id,
+        customer_id=order.customer_id,
+        total_cents=order.total_cents,
+        **follow_up(OrderConfirmed, order.order_id, reserved),
+    )
+
+
+def mark_out_of_stock(orders: OrderStatusRepository, out_of_stock: OutOfStock) -> None:
+    """Nothing was reserved for the order: mark it OUT_OF_STOCK (once; a redelivery changes nothing)."""
+    _move(orders, out_of_stock.order_id, OrderStatus.OUT_OF_STOCK)
+
+
+def _move(orders: OrderStatusRepository, order_id: str, new: OrderStatus) -> RecordedOrder:
+    before = orders.change_status(order_id, new, expected=OrderStatus.PLACED)
+    if before.status not in (OrderStatus.PLACED, new):
+        raise InvalidTransition(order_id, before.status, new)
+    return before
+
+
+# A follow-up event states a fact about one order (its stock is reserved, it is
+# confirmed), so its id derives from the order: handling its cause again, after a
+# failure or from a retried checkout, publishes the very same event (same event_id),
+# which consumers that deduplicate on event_id then ignore.
+_FOLLOW_UP_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_DNS, "events.shop.example")
+
+
+def follow_up(effect: type[EventEnvelope], order_id: str, cause: EventEnvelope) -> dict[str, str]:
+    """Envelope fields of the `effect` event about `order_id` that `cause` leads to: an
+    event_id derived from the order, and the cause's correlation_id (a chain keeps the id
+    of its first event)."""
+    event_id = uuid.uuid5(_FOLLOW_UP_NAMESPACE, f"{effect.detail_type}:{order_id}")
+    return {"event_id": str(event_id), "correlation_id": cause.correlation_id}
