@@ -14,9 +14,10 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export AWS_DEFAULT_REGION ?= us-east-1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 comma := ,
+CHROMIUM := /usr/bin/chromium
 
 
-.PHONY: help setup demo test test-fast clean
+.PHONY: help setup demo test test-fast docs clean
 
 help: ## List the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -43,11 +44,28 @@ setup: $(STAMP) ## Create .venv from the lock file (done by every other command 
 demo: $(STAMP) ## Run the finished system's main scenario on the local cloud
 	@$(PY) -m edakit demo
 
-test: $(STAMP) ## Run every test
-	@$(PY) -m pytest -n 2 --durations=10 -q
+test: $(STAMP) $(CHROMIUM) ## Run every test (installs chromium for the docs' browser test when missing)
+	@$(PY) -m pytest -n 2 --durations=10 -q -m "not notebook"
+	@$(PY) -m pytest -q -m notebook --durations=0
 
 test-fast: $(STAMP) ## Run the tests, stopping at the first failure
 	@$(PY) -m pytest -x -q
+
+docs: $(STAMP) ## Serve the book (the docs site) at http://127.0.0.1:8000, rebuilt on every change
+	@NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs serve --dev-addr 127.0.0.1:8000
+
+# The docs' browser test drives Debian's chromium (Playwright's own browser
+# download cannot run offline). Installed once; a missing one only skips that test.
+$(CHROMIUM):
+	@echo "==> installing chromium for the docs' browser test (apt-get, once)"
+	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
+	    && apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null \
+	    && [ -x $@ ]; then echo "==> chromium installed: $$($@ --version 2>/dev/null)"; \
+	else \
+	  echo "warning: could not install chromium with apt-get (it needs root on Debian or Ubuntu)." >&2; \
+	  echo "         The docs' browser test (tests/docs/test_browser.py) will be skipped; install" >&2; \
+	  echo "         chromium as $@ (e.g. 'sudo apt-get install chromium') to run it." >&2; \
+	fi
 
 clean: ## Remove the venv and build outputs
 	rm -rf $(VENV) build site .pytest_cache

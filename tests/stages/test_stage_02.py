@@ -314,6 +314,7 @@ class TestChapter:
         assert readme == readme_with_diff(readme, template_diff()), (
             "chapters/02-routing/README.md is stale: run `python tests/stages/test_stage_02.py`")
 
+    @pytest.mark.notebook
     def test_the_notebook_runs_in_seconds_and_shows_where_each_order_went(self) -> None:
         """The chapter's notebook routes a mix of orders on the local cloud, as the rules do on AWS.
 

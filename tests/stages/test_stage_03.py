@@ -335,6 +335,7 @@ class TestChapter:
         assert readme == readme_with_diff(readme, template_diff()), (
             "chapters/03-consumers/README.md is stale: run `python tests/stages/test_stage_03.py`")
 
+    @pytest.mark.notebook
     def test_the_notebook_runs_in_seconds_and_shows_the_choreography_retries_and_one_effect(self) -> None:
         """The chapter's notebook runs stage 3 on the local cloud: choreography, retries 60 s and
         120 s apart, the OnFailure record, and a redelivered event with one effect.
