@@ -227,6 +227,27 @@ def any_from_eventbridge(event: Mapping[str, Any] | str | bytes) -> EventEnvelop
     return from_eventbridge(event, model)
 
 
+def parse_event(detail_type: str, detail: Mapping[str, Any] | str | bytes) -> EventEnvelope:
+    """The shop event `detail_type` made from a detail a producer received rather than
+    built: a dict, or JSON text (a request body, a partner's webhook).
+
+    EventBridge checks only that a detail is a JSON object, so this is where a bad
+    event stops: InvalidEvent names the wrong field before anything is put on the bus.
+    https://docs.aws.amazon.com/eventbridge/latest/APIReference/API_PutEventsRequestEntry.html
+    """
+    model = EVENT_TYPES.get(detail_type)
+    if model is None:
+        raise InvalidEvent(f"{detail_type!r} is not a shop event; expected one of {sorted(EVENT_TYPES)}")
+    if isinstance(detail, (str, bytes)):
+        try:
+            detail = json.loads(detail)
+        except ValueError as error:  # JSONDecodeError, or bytes that are not UTF-8
+            raise InvalidEvent(f"{detail_type} detail is not valid JSON: {error}") from None
+    if not isinstance(detail, Mapping):
+        raise InvalidEvent(f"{detail_type} detail: expected a JSON object, got {type(detail).__name__}")
+    return model.parse(detail)
+
+
 def _detail_of(
     event: Mapping[str, Any] | str | bytes, model: type[EventEnvelope]
 ) -> Mapping[str, Any]:
