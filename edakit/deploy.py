@@ -181,6 +181,29 @@ def shim_empty_physical_ids(deployment: Deployment, stack_name: str, region: str
     deployment.shims_applied.append("shim_empty_physical_ids")
 
 
+def shim_ref_outputs(deployment: Deployment, template: dict[str, Any]) -> None:
+    """An Output whose Value is the Ref of a bus or an archive shows moto's object, not the name."""
+    for key, output in (template.get("Outputs") or {}).items():
+        value = output.get("Value") if isinstance(output, dict) else None
+        if isinstance(value, dict) and set(value) == {"Ref"} and deployment.resource_types.get(value["Ref"]) in NAMED_BY_REF:
+            deployment.outputs[key] = deployment.physical_ids[value["Ref"]]
+    deployment.shims_applied.append("shim_ref_outputs")
+
+
+def shim_fifo_queue_names(template: dict[str, Any], stack_name: str) -> dict[str, Any]:
+    """moto refuses a FIFO queue without QueueName; CloudFormation names it, ending in .fifo.
+
+    https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/aws-resource-sqs-queue.html#cfn-sqs-queue-queuename
+    """
+    document = copy.deepcopy(template)
+    for logical_id, resource in document.get("Resources", {}).items():
+        props = resource.get("Properties") or {}
+        if resource.get("Type") == "AWS::SQS::Queue" and str(props.get("FifoQueue")).lower() == "true" and "QueueName" not in props:
+            props["QueueName"] = f"{stack_name}-{logical_id}"[:75] + ".fifo"
+            resource["Properties"] = props
+    return document
+
+
 def shim_dead_letter_config(deployment: Deployment, template: dict[str, Any], stack_name: str,
                             region: str, account_id: str) -> None:
     """moto's Lambda drops a function's DeadLetterConfig; keep it on the function, as Lambda does.
@@ -221,6 +244,8 @@ def deploy(stage: Stage, stack_name: str, region: str, account_id: str) -> Deplo
     deployment.shims_applied.append("shim_event_bus_ref")
     template = shim_archive_event_pattern(template)
     deployment.shims_applied.append("shim_archive_event_pattern")
+    template = shim_fifo_queue_names(template, stack_name)
+    deployment.shims_applied.append("shim_fifo_queue_names")
     stack_template, deferred = split_deferred(template)
     _create_code_bucket(region)
 
@@ -253,6 +278,7 @@ def deploy(stage: Stage, stack_name: str, region: str, account_id: str) -> Deplo
             deployment.resource_types[summary["LogicalResourceId"]] = summary["ResourceType"]
 
     shim_empty_physical_ids(deployment, stack_name, region, account_id)
+    shim_ref_outputs(deployment, template)
     shim_dead_letter_config(deployment, template, stack_name, region, account_id)
     for logical_id, resource in deferred.items():
         shim = DEFERRED_SHIMS[resource["Type"]]

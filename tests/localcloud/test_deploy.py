@@ -15,6 +15,8 @@ import pytest
 
 from edakit import EdakitError, LocalCloud
 
+from .conftest import HEADER
+
 
 @pytest.fixture
 def cloud_with_outputs(template: Callable[[str], Path]):
@@ -360,3 +362,40 @@ class TestArchives:
         archive = events.describe_archive(ArchiveName=cloud.physical_id("Archive"))
         assert json.loads(archive["EventPattern"]) == {"source": [{"prefix": "shop."}]}
         assert archive["EventCount"] == 2
+
+    def test_an_output_with_the_ref_of_an_archive_is_its_name(self, tmp_path):
+        """shim_ref_outputs: Ref of an archive (or a bus) in Outputs gives its name, as on AWS.
+
+        https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/aws-resource-events-archive.html#aws-resource-events-archive-return-values
+        """
+        path = tmp_path / "template.yaml"
+        path.write_text(HEADER + """\
+  Bus:
+    Type: AWS::Events::EventBus
+    Properties: {Name: shop}
+  Archive:
+    Type: AWS::Events::Archive
+    Properties: {SourceArn: !GetAtt Bus.Arn}
+Outputs:
+  ArchiveName: {Value: !Ref Archive}
+""")
+        with LocalCloud.from_template(path) as cloud:
+            assert cloud.outputs["ArchiveName"] == cloud.physical_id("Archive")
+            assert "object" not in cloud.outputs["ArchiveName"]
+
+
+class TestFifoQueues:
+    def test_a_fifo_queue_without_a_name_deploys_with_a_generated_fifo_name(self, cloud_for):
+        """shim_fifo_queue_names: CloudFormation names an unnamed FIFO queue, ending in .fifo.
+
+        https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/aws-resource-sqs-queue.html#cfn-sqs-queue-queuename
+        """
+        cloud = cloud_for("""
+            Updates:
+              Type: AWS::SQS::Queue
+              Properties: {FifoQueue: true, ContentBasedDeduplication: true}
+        """)
+        url = cloud.physical_id("Updates")
+        assert url.endswith(".fifo")
+        attributes = boto3.client("sqs").get_queue_attributes(QueueUrl=url, AttributeNames=["FifoQueue"])["Attributes"]
+        assert attributes["FifoQueue"] == "true"
