@@ -2,7 +2,9 @@
 
 moto raises NotImplementedError when an EventBridge rule targets a Lambda
 function, an SNS topic or a Kinesis stream, and its Lambda runs no code without
-Docker. While a LocalCloud is open, these hooks hand such deliveries to it.
+Docker. While a LocalCloud is open, these hooks hand such deliveries to it. SNS
+deliveries to people (email, SMS, mobile push) are recorded in `cloud.notifications`,
+never sent.
 """
 
 from __future__ import annotations
@@ -12,12 +14,14 @@ import datetime as dt
 import json
 import re
 import uuid
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable
 
 from moto.awslambda.exceptions import LambdaClientError
 from moto.awslambda.models import LambdaBackend, LambdaFunction
 from moto.events.models import Rule
 from moto.sns.models import Subscription
+from moto.sqs.models import SQSBackend
 from moto.utilities.arns import parse_arn
 
 from .errors import EdakitError
@@ -220,10 +224,62 @@ def sns_lambda_event(subscription: Subscription, message: str, message_id: str, 
     }
 
 
+#: Application-to-person protocols: SNS sends these to people (or their devices), so the
+#: local cloud records each delivery in `cloud.notifications` and sends nothing.
+#: https://docs.aws.amazon.com/sns/latest/dg/sns-user-notifications.html
+A2P_PROTOCOLS = ("email", "email-json", "sms", "application")
+#: The subject SNS gives an email when the publisher set none.
+DEFAULT_EMAIL_SUBJECT = "AWS Notification Message"
+
+
+@dataclass(frozen=True)
+class Notification:
+    """One application-to-person delivery, as its recipient would have received it.
+
+    `message` is the text for the subscription's protocol (the protocol's key of a
+    MessageStructure json message, else `default`); for email-json it is the JSON
+    document SNS sends. `subject` is what an email shows (None for sms and
+    application: they have no subject). `message_attributes` are the publisher's,
+    as SNS carries them: {name: {"Type": ..., "Value": ...}}.
+    """
+
+    time: float
+    topic_arn: str
+    subscription_arn: str
+    protocol: str
+    endpoint: str
+    subject: str | None
+    message: str
+    message_attributes: dict[str, Any]
+    message_id: str
+
+
+def _a2p_notification(subscription: Subscription, message: str, message_id: str, subject: str | None,
+                      message_attributes: dict[str, Any] | None, when: float) -> Notification:
+    protocol = subscription.protocol
+    if protocol in ("email", "email-json"):
+        subject = subject or DEFAULT_EMAIL_SUBJECT
+    else:
+        subject = None  # an SMS or a push notification shows no subject
+    if protocol == "email-json":
+        region = subscription.topic.arn.split(":")[3]
+        message = json.dumps({
+            "Type": "Notification", "MessageId": message_id, "TopicArn": subscription.topic.arn,
+            "Subject": subject, "Message": message,
+            "Timestamp": dt.datetime.fromtimestamp(when, dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "SignatureVersion": "1", "Signature": "EXAMPLE",
+            "SigningCertURL": f"https://sns.{region}.amazonaws.com/SimpleNotificationService-local.pem",
+            "UnsubscribeURL": f"https://sns.{region}.amazonaws.com/?Action=Unsubscribe&SubscriptionArn={subscription.arn}",
+        }, indent=2)
+    return Notification(time=when, topic_arn=subscription.topic.arn, subscription_arn=subscription.arn,
+                        protocol=protocol, endpoint=subscription.endpoint, subject=subject, message=message,
+                        message_attributes=dict(message_attributes or {}), message_id=message_id)
+
+
 def _subscription_publish(subscription: Subscription, message: str, message_id: str, subject: str | None = None,
                           message_attributes: dict[str, Any] | None = None, group_id: str | None = None,
                           deduplication_id: str | None = None, message_structure: str | None = None) -> None:
-    if subscription.protocol != "lambda":
+    if subscription.protocol not in ("lambda", *A2P_PROTOCOLS):
         _originals["publish"](subscription, message, message_id, subject, message_attributes,
                               group_id, deduplication_id, message_structure)
         return
@@ -232,6 +288,11 @@ def _subscription_publish(subscription: Subscription, message: str, message_id: 
     if message_structure == "json":
         message = subscription._parse_message_structure(message, subscription.protocol)
     cloud = active_cloud()
+    if subscription.protocol in A2P_PROTOCOLS:
+        # Recorded, never sent: no email, text message or push leaves the machine.
+        cloud.notifications.append(
+            _a2p_notification(subscription, message, message_id, subject, message_attributes, cloud.clock.now()))
+        return
     event = sns_lambda_event(subscription, message, message_id, subject, message_attributes, cloud.clock.now())
     cloud.invoke_async(subscription.endpoint, event)
 
@@ -295,6 +356,13 @@ def _create_event_source_mapping(backend: LambdaBackend, spec: dict[str, Any]) -
     return mapping
 
 
+def _is_message_valid_based_on_retention_period(backend: SQSBackend, queue_name: str, message: Any) -> bool:
+    """moto's own check, without rebuilding every queue attribute (and counting every
+    message) on each message it receives: the same answer at a fraction of the cost."""
+    retention_period = int(backend.get_queue(queue_name).message_retention_period)
+    return retention_period + message.sent_timestamp / 1000 > dt.datetime.now(dt.timezone.utc).timestamp()
+
+
 def install(cloud: "LocalCloud") -> None:
     global _active
     if _active is not None:
@@ -307,6 +375,8 @@ def install(cloud: "LocalCloud") -> None:
     _originals["send_to_targets"] = Rule.send_to_targets
     _originals["publish"] = Subscription.publish
     _originals["invoke"] = LambdaBackend.invoke
+    _originals["retention"] = SQSBackend.is_message_valid_based_on_retention_period
+    SQSBackend.is_message_valid_based_on_retention_period = _is_message_valid_based_on_retention_period  # type: ignore[method-assign]
     _originals["create_event_source_mapping"] = LambdaBackend.create_event_source_mapping
     _originals["get_configuration"] = LambdaFunction.get_configuration
     _originals["update_configuration"] = LambdaFunction.update_configuration
@@ -328,6 +398,7 @@ def uninstall() -> None:
         Rule.send_to_targets = _originals.pop("send_to_targets")  # type: ignore[method-assign]
         Subscription.publish = _originals.pop("publish")  # type: ignore[method-assign]
         LambdaBackend.invoke = _originals.pop("invoke")  # type: ignore[method-assign]
+        SQSBackend.is_message_valid_based_on_retention_period = _originals.pop("retention")  # type: ignore[method-assign]
         LambdaBackend.create_event_source_mapping = _originals.pop("create_event_source_mapping")  # type: ignore[method-assign]
         LambdaFunction.get_configuration = _originals.pop("get_configuration")  # type: ignore[method-assign]
         LambdaFunction.update_configuration = _originals.pop("update_configuration")  # type: ignore[method-assign]
