@@ -1,9 +1,10 @@
-"""`make demo`: the finished system's main scenario, on the local cloud, with a running commentary.
+"""`make demo`: the newest stage of the shop (sam-app/), run on the local cloud with a commentary.
 
-A spike of orders hits the storefront. EventBridge routes every OrderPlaced to the
-orders queue, which absorbs the spike; the order processor drains it in batches,
-reports the poison orders as batch item failures, and SQS moves them to the DLQ
-after three receives. Nothing is lost: every order is either recorded or in the DLQ.
+A spike of orders hits the storefront. EventBridge routes each OrderPlaced; the
+orders queue absorbs the spike; inventory reserves stock or answers OutOfStock;
+order processing confirms; the rest of the system reacts to the follow-up
+events. Poison orders fail, are retried and end in a dead-letter queue. At the
+end, every order is accounted for: confirmed, out of stock, or in a DLQ.
 """
 
 from __future__ import annotations
@@ -13,24 +14,26 @@ import random
 import sys
 import time
 import uuid
+from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import boto3
 
 from .cloud import LocalCloud
 from .errors import EdakitError
-
-ROOT = Path(__file__).resolve().parent.parent
-SAM_APP = ROOT / "sam-app"
+from .paths import ROOT, SAM_APP, SHOP_SRC
 
 #: The spike: orders per virtual second, for this many seconds.
-ORDERS_PER_SECOND = 10
-SPIKE_SECONDS = 30
+ORDERS_PER_SECOND = 8
+SPIKE_SECONDS = 15
 #: One order in this many is a poison order (a SKU the shop does not sell).
 POISON_ONE_IN = 40
+#: Stock per SKU; the mug is scarce, so some orders end out of stock.
+STOCK = {"BOOK-001": 400, "BOOK-002": 400, "MUG-001": 25, "SHIRT-001": 400, "STICKER-001": 400}
 
 
-def _carts(rng: random.Random, count: int) -> list:
+def _carts(rng: random.Random, count: int) -> list[Any]:
     from shop.orders import CATALOGUE
     from shop.storefront import Cart
 
@@ -38,8 +41,8 @@ def _carts(rng: random.Random, count: int) -> list:
     carts = []
     for number in range(count):
         lines = [
-            {"sku": rng.choice(skus), "quantity": rng.randint(1, 3), "unit_price_cents": rng.choice([990, 1490, 2500])}
-            for _ in range(rng.randint(1, 3))
+            {"sku": sku, "quantity": rng.randint(1, 2), "unit_price_cents": rng.choice([990, 1490, 2500])}
+            for sku in rng.sample(skus, rng.randint(1, 2))
         ]
         if rng.randrange(POISON_ONE_IN) == 0:
             lines[0] = {**lines[0], "sku": "DISCONTINUED-404"}
@@ -50,31 +53,65 @@ def _carts(rng: random.Random, count: int) -> list:
     return carts
 
 
-def _status(cloud: LocalCloud, placed: int) -> str:
-    depth = cloud.queue_depth("OrdersQueue")
-    invocations = cloud.invocations("OrderProcessorFunction")
+def _queues(cloud: LocalCloud) -> list[str]:
+    assert cloud.deployment is not None
+    return sorted(k for k, t in cloud.deployment.resource_types.items() if t == "AWS::SQS::Queue")
+
+
+def _dead_letter_queues(cloud: LocalCloud) -> list[str]:
+    """Queues that a queue's RedrivePolicy, or a function's OnFailure or DLQ, sends failures to."""
+    sqs = boto3.client("sqs")
+    logical_by_arn: dict[str, str] = {}
+    targets: set[str | None] = set()
+    for logical_id in _queues(cloud):
+        attributes = sqs.get_queue_attributes(QueueUrl=cloud.physical_id(logical_id), AttributeNames=["All"])["Attributes"]
+        logical_by_arn[attributes["QueueArn"]] = logical_id
+        targets.add(json.loads(attributes.get("RedrivePolicy", "{}")).get("deadLetterTargetArn"))
+    for function in cloud.functions.values():
+        on_failure = (cloud.event_invoke_config(function).get("DestinationConfig") or {}).get("OnFailure", {})
+        targets |= {on_failure.get("Destination"), function.dead_letter_arn}
+    return sorted(logical_by_arn[arn] for arn in targets if arn in logical_by_arn)
+
+
+def _order_statuses(cloud: LocalCloud) -> Counter[str]:
+    if "OrdersTable" not in cloud.outputs.values() and "OrdersTable" not in (cloud.deployment.physical_ids if cloud.deployment else {}):
+        return Counter()
+    items = boto3.client("dynamodb").scan(TableName=cloud.physical_id("OrdersTable"))["Items"]
+    return Counter(item.get("status", {}).get("S", "RECORDED") for item in items)
+
+
+def _status_line(cloud: LocalCloud, placed: int) -> str:
+    depth = cloud.queue_depth("OrdersQueue") if "OrdersQueue" in _queues(cloud) else {"visible": 0, "in_flight": 0}
+    statuses = ", ".join(f"{status.lower().replace('_', ' ')} {count}" for status, count in sorted(_order_statuses(cloud).items()))
     return (
-        f"  t=+{cloud.clock.elapsed:5.0f}s  placed {placed:4d} | queue {depth['visible']:3d} waiting, "
-        f"{depth['in_flight']:3d} in flight | {len(invocations):3d} invocations | DLQ {len(cloud.messages('OrdersDLQ'))}"
+        f"  t=+{cloud.clock.elapsed:4.0f}s  placed {placed:3d} | orders queue {depth['visible']:3d} waiting, "
+        f"{depth['in_flight']:3d} in flight | invocations {len(cloud.invocations()):4d} | orders: {statuses or 'none yet'}"
     )
 
 
-def run(seed: int = 7) -> int:
-    """Run the scenario and print a summary; return a process exit code."""
+def run(template: Path = SAM_APP / "template.yaml", seed: int = 7) -> int:
+    """Run the scenario on `template` and print a summary; return a process exit code."""
     wall_start = time.perf_counter()
-    sys.path.insert(0, str(SAM_APP / "src"))
-    from shop.orders import OrderRejected, accept_order
+    if str(SHOP_SRC) not in sys.path:
+        sys.path.insert(0, str(SHOP_SRC))
     from shop.events import from_eventbridge
+    from shop.orders import OrderRejected, accept_order
     from shop.storefront import Storefront
 
-    print(f"Deploying {SAM_APP.relative_to(ROOT)}/template.yaml on the local cloud (moto, virtual time)...")
-    with LocalCloud.from_template(SAM_APP / "template.yaml") as cloud:
-        resources = cloud.deployment.resource_types if cloud.deployment else {}
-        print(f"  {len(resources)} resources deployed; functions: {', '.join(cloud.functions)}")
-        storefront = Storefront(cloud.physical_id("ShopBus"))
-        rng = random.Random(seed)
-        carts = _carts(rng, ORDERS_PER_SECOND * SPIKE_SECONDS)
+    shown = template.relative_to(ROOT) if template.is_relative_to(ROOT) else template
+    print(f"Deploying {shown} on the local cloud (moto, virtual time)...")
+    with LocalCloud.from_template(template) as cloud:
+        assert cloud.deployment is not None
+        print(f"  {len(cloud.deployment.resource_types)} resources; functions: {', '.join(cloud.functions)}")
+        if "StockTable" in cloud.deployment.physical_ids:
+            from shop.adapters.dynamodb import DynamoDBStockRepository
+            from shop.inventory import seed_stock
 
+            seed_stock(DynamoDBStockRepository(cloud.physical_id("StockTable"), cloud.physical_id("ReservationsTable")), STOCK)
+            print(f"  stock seeded: {', '.join(f'{sku} x{qty}' for sku, qty in STOCK.items())}")
+
+        storefront = Storefront(cloud.physical_id("ShopBus"))
+        carts = _carts(random.Random(seed), ORDERS_PER_SECOND * SPIKE_SECONDS)
         print(f"\nSpike: {ORDERS_PER_SECOND} orders per second for {SPIKE_SECONDS} virtual seconds")
         placed = 0
         for second in range(SPIKE_SECONDS):
@@ -83,49 +120,71 @@ def run(seed: int = 7) -> int:
             placed += len(batch)
             cloud.run_for(1.0)
             if (second + 1) % 5 == 0:
-                print(_status(cloud, placed))
+                print(_status_line(cloud, placed))
 
-        print("\nDraining: poison orders come back after the 60 s visibility timeout, up to 3 receives...")
+        print("\nDraining: failed messages come back after their visibility timeout, async retries after 1 and 2 minutes...")
         cloud.run_until_idle()
-        print(_status(cloud, placed))
+        print(_status_line(cloud, placed))
 
-        invocations = cloud.invocations("OrderProcessorFunction")
-        records = [r for i in invocations for r in i.event["Records"]]
-        redeliveries = sum(1 for r in records if int(r["attributes"]["ApproximateReceiveCount"]) > 1)
-        reported = sum(len((i.result or {}).get("batchItemFailures", [])) for i in invocations if i.ok)
-        failed_whole = sum(1 for i in invocations if not i.ok)
-        table = cloud.physical_id("OrdersTable")
-        recorded = boto3.client("dynamodb").scan(TableName=table, Select="COUNT")["Count"]
-        dead = cloud.messages("OrdersDLQ")
-        routed = sum(cloud.routes.values())
+        invocations = cloud.invocations()
+        redelivered = sum(
+            1 for i in invocations if i.trigger == "sqs"
+            for r in i.event["Records"] if int(r["attributes"]["ApproximateReceiveCount"]) > 1
+        )
+        by_function = Counter(i.function for i in invocations)
+        failed_by_function = Counter(i.function for i in invocations if not i.ok)
+        statuses = _order_statuses(cloud)
+        dead_letter_queues = _dead_letter_queues(cloud)
+        dead = {q: cloud.messages(q) for q in dead_letter_queues}
+        poison_ids: set[str] = set()
 
         print("\nSummary")
-        print(f"  orders placed         {placed}")
-        print(f"  events routed         {routed}  (OrderPlacedRule -> OrdersQueue)")
-        print(f"  invocations           {len(invocations)} of OrderProcessorFunction, "
-              f"{len(records)} records")
-        print(f"  failures              {reported} records reported as batch item failures; {failed_whole} invocations "
-              "failed whole (every record of the batch failed)")
-        print(f"  retries               {redeliveries} redeliveries after a visibility timeout")
-        print(f"  orders recorded       {recorded} in {table}")
-        print(f"  DLQ contents          {len(dead)} message(s)")
-        for body in dead:
-            order = from_eventbridge(body)
-            try:
-                accept_order(order)
-                reason = "accepted on a re-check"
-            except OrderRejected as exc:
-                reason = "; ".join(exc.reasons)
-            print(f"    - order {order.order_id[:8]} ({order.correlation_id}): {reason}")
-        lost = placed - recorded - len(dead)
-        print(f"  lost                  {lost}")
+        print(f"  orders placed        {placed}")
+        print(f"  events routed        {sum(cloud.routes.values())} deliveries by {len({r for r, _ in cloud.routes})} rules")
+        print("  invocations")
+        for function, count in sorted(by_function.items()):
+            print(f"    {function:28s} {count:4d}  ({failed_by_function[function]} failed)")
+        print(f"  retries              {redelivered} SQS redeliveries after a visibility timeout")
+        if statuses:
+            print("  orders by status     " + ", ".join(f"{status} {count}" for status, count in sorted(statuses.items())))
+        notifications = getattr(cloud, "notifications", [])
+        if notifications:
+            channels = Counter(n["protocol"] if isinstance(n, dict) else getattr(n, "protocol", "?") for n in notifications)
+            print("  notifications        " + ", ".join(f"{count} by {protocol}" for protocol, count in sorted(channels.items()))
+                  + " (recorded, never sent)")
+        print("  dead-letter queues")
+        for queue, bodies in dead.items():
+            print(f"    {queue:28s} {len(bodies)} message(s)")
+            for body in bodies:
+                event = json.loads(body)
+                event = event.get("requestPayload", event)  # an OnFailure record carries the event
+                if event.get("detail-type") != "OrderPlaced":
+                    continue
+                order = from_eventbridge(event)
+                poison_ids.add(order.order_id)
+                try:
+                    accept_order(order)
+                    reason = "accepted on a re-check"
+                except OrderRejected as exc:
+                    reason = "; ".join(exc.reasons)
+                print(f"      - order {order.order_id[:8]} ({order.correlation_id}): {reason}")
+        # With inventory in the stage, an order is settled once confirmed or out of stock;
+        # before that stage, being recorded is all that happens to it.
+        final = ("CONFIRMED", "OUT_OF_STOCK") if "StockTable" in cloud.deployment.physical_ids else tuple(statuses)
+        settled = sum(statuses.get(s, 0) for s in final)
+        lost = placed - settled - len(poison_ids)
+        print(f"  lost                 {lost}")
         print(f"\nVirtual time {cloud.clock.elapsed:.0f} s in {time.perf_counter() - wall_start:.1f} s of wall time.")
         return 0 if lost == 0 else 1
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = argv or []
     try:
-        return run()
+        template = Path(argv[0]).resolve() if argv else SAM_APP / "template.yaml"
+        if template.is_dir():
+            template = template / "template.yaml"
+        return run(template)
     except EdakitError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
