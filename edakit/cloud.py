@@ -76,6 +76,9 @@ class LocalCloud:
         self.account_concurrency = ACCOUNT_CONCURRENCY
         self.warnings: list[str] = []
         self.routes: Counter[tuple[str, str]] = Counter()
+        #: Every email, email-json, SMS and mobile push delivery that SNS made, in order:
+        #: recorded, never sent (the subscription's filter policy applied first).
+        self.notifications: list[patches.Notification] = []
         self._invocations: list[Invocation] = []
         self._running: Counter[str] = Counter()
         self._completions: list[_Completion] = []
