@@ -260,9 +260,12 @@ def translate(sam: dict[str, Any], region: str) -> dict[str, Any]:
 
 def load_stage(path: str | os.PathLike[str], region: str) -> Stage:
     """Read, check and translate a stage's template."""
-    template_path = Path(path).resolve()
+    template_path = Path(path)
     if template_path.is_dir():
         template_path = template_path / "template.yaml"
+    # A stage's template may be a link to another (stage 5 is sam-app/template.yaml):
+    # CodeUri is relative to the file itself.
+    template_path = template_path.resolve()
     sam = read_template(template_path)
     _check_supported(sam)
     functions = _function_sources(sam, template_path.parent)

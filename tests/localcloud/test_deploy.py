@@ -15,7 +15,7 @@ import pytest
 
 from edakit import EdakitError, LocalCloud
 
-from .conftest import HEADER
+from .conftest import FUNCTIONS, HEADER
 
 
 @pytest.fixture
@@ -399,3 +399,22 @@ class TestFifoQueues:
         assert url.endswith(".fifo")
         attributes = boto3.client("sqs").get_queue_attributes(QueueUrl=url, AttributeNames=["FifoQueue"])["Attributes"]
         assert attributes["FifoQueue"] == "true"
+
+
+class TestLinkedTemplates:
+    def test_a_linked_template_finds_its_code_relative_to_the_real_file(self, tmp_path):
+        """A stage whose template.yaml links to another file (the last chapter links to
+        sam-app/template.yaml) resolves CodeUri from where the real file is, as `sam` does."""
+        real = tmp_path / "app"
+        real.mkdir()
+        (real / "template.yaml").write_text(HEADER.replace(f"CodeUri: {FUNCTIONS}", "CodeUri: code/") + """\
+  Consumer:
+    Type: AWS::Serverless::Function
+    Properties: {Handler: behaviours.succeed}
+""")
+        (real / "code").symlink_to(FUNCTIONS)
+        chapter = tmp_path / "chapter"
+        chapter.mkdir()
+        (chapter / "template.yaml").symlink_to(real / "template.yaml")
+        with LocalCloud.from_template(chapter) as cloud:
+            assert cloud.function("Consumer").code_dir == (real / "code").resolve()

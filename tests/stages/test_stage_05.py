@@ -250,7 +250,9 @@ def deployable_copy(stage_dir: Path, text: str, directory: Path) -> Path:
     """`text` written in `directory`, with a relative CodeUri made absolute so the code is still found."""
     def absolute(match: re.Match[str]) -> str:
         path = Path(match.group(2))
-        return match.group(1) + str(path if path.is_absolute() else (stage_dir / path).resolve())
+        # The template may be a link (stage 5 is sam-app/template.yaml): CodeUri is relative to the real file.
+        base = (stage_dir / "template.yaml").resolve().parent
+        return match.group(1) + str(path if path.is_absolute() else (base / path).resolve())
 
     path = directory / "template.yaml"
     path.write_text(re.sub(r"^(\s*CodeUri:\s*)(\S+)\s*$", absolute, text, flags=re.M))
