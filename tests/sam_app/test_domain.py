@@ -7,14 +7,12 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 import jsonschema
 import pytest
-from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from botocore.exceptions import ClientError
 
 from shop import schemas
@@ -31,7 +29,6 @@ from shop.events import (
     parse_event,
     to_put_events_entry,
 )
-from shop.handlers import order_processor
 from shop.orders import AcceptedOrder, OrderRejected, accept_order, record_order
 from shop.storefront import Cart, PutEventsFailed, Storefront
 
@@ -67,27 +64,6 @@ def delivered_by_eventbridge(entry: PutEventsEntry) -> dict[str, Any]:
         "region": "us-east-1",
         "resources": [],
         "detail": json.loads(entry["Detail"]),
-    }
-
-
-def sqs_message(body: str, message_id: str) -> dict[str, Any]:
-    """One record of the event Lambda hands an SQS-triggered function.
-    https://docs.aws.amazon.com/lambda/latest/dg/with-sqs.html"""
-    return {
-        "messageId": message_id,
-        "receiptHandle": f"receipt-{message_id}",
-        "body": body,
-        "attributes": {
-            "ApproximateReceiveCount": "1",
-            "SentTimestamp": "1714564800000",
-            "SenderId": "AIDAEXAMPLE",
-            "ApproximateFirstReceiveTimestamp": "1714564800001",
-        },
-        "messageAttributes": {},
-        "md5OfBody": "not-checked",
-        "eventSource": "aws:sqs",
-        "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:orders",
-        "awsRegion": "us-east-1",
     }
 
 
@@ -160,17 +136,6 @@ class ThrottledDynamoDBClient:
     def put_item(self, **request: Any) -> dict[str, Any]:
         error = {"Code": "ProvisionedThroughputExceededException", "Message": "slow down"}
         raise ClientError({"Error": error}, "PutItem")
-
-
-@dataclass
-class FakeLambdaContext:
-    function_name: str = "OrderProcessor"
-    memory_limit_in_mb: int = 256
-    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:OrderProcessor"
-    aws_request_id: str = "request-1"
-
-
-# --- events -------------------------------------------------------------------
 
 
 class TestEventEnvelope:
@@ -592,55 +557,6 @@ class TestStorefront:
 
 
 # --- handler ------------------------------------------------------------------
-
-
-class TestOrderProcessorHandler:
-    @pytest.fixture
-    def repository(self, monkeypatch: pytest.MonkeyPatch) -> FakeOrderRepository:
-        fake = FakeOrderRepository()
-        monkeypatch.setattr(order_processor, "repository", fake)
-        return fake
-
-    def test_record_handler_records_the_order_in_an_sqs_message(
-        self, repository: FakeOrderRepository
-    ) -> None:
-        order_processor.record_handler(SQSRecord(sqs_message(sqs_body_for(order_placed()), "m-1")))
-        assert list(repository.orders) == ["order-1"]
-
-    def test_a_poison_order_fails_only_its_own_message(self, repository: FakeOrderRepository) -> None:
-        """https://docs.aws.amazon.com/lambda/latest/dg/services-sqs-errorhandling.html"""
-        # given a batch whose second order has a line of quantity 0
-        poison = order_placed(order_id="order-2", lines=[line(quantity=0)])
-        batch = {
-            "Records": [
-                sqs_message(sqs_body_for(order_placed(order_id="order-1")), "m-1"),
-                sqs_message(sqs_body_for(poison), "m-2"),
-                sqs_message(sqs_body_for(order_placed(order_id="order-3")), "m-3"),
-            ]
-        }
-        # when the function handles it
-        response = order_processor.lambda_handler(batch, FakeLambdaContext())
-        # then only the poison message returns to the queue (and, after maxReceiveCount, the DLQ)
-        assert response == {"batchItemFailures": [{"itemIdentifier": "m-2"}]}
-        assert sorted(repository.orders) == ["order-1", "order-3"]
-
-    def test_an_unreadable_message_fails_only_its_own_message(
-        self, repository: FakeOrderRepository
-    ) -> None:
-        good = sqs_message(sqs_body_for(order_placed()), "m-2")
-        batch = {"Records": [sqs_message("not json", "m-1"), good]}
-        response = order_processor.lambda_handler(batch, FakeLambdaContext())
-        assert response == {"batchItemFailures": [{"itemIdentifier": "m-1"}]}
-        assert list(repository.orders) == ["order-1"]
-
-    def test_a_redelivered_message_succeeds_without_a_second_record(
-        self, repository: FakeOrderRepository
-    ) -> None:
-        body = sqs_body_for(order_placed())
-        batch = {"Records": [sqs_message(body, "m-1"), sqs_message(body, "m-1-again")]}
-        response = order_processor.lambda_handler(batch, FakeLambdaContext())
-        assert response == {"batchItemFailures": []}
-        assert list(repository.orders) == ["order-1"]
 
 
 class TestCartOrderId:
