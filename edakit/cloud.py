@@ -56,11 +56,13 @@ class _Completion:
 class LocalCloud:
     """Runs one stage of the system offline, on moto, in virtual time.
 
-    Use it as a context manager::
+    Use it as a context manager (or call start() and stop(), as notebooks do):
 
-        with LocalCloud.from_template("sam-app/template.yaml") as cloud:
-            boto3.client("events").put_events(...)
-            cloud.run_until_idle()
+    ```python
+    with LocalCloud.from_template("sam-app/template.yaml") as cloud:
+        boto3.client("events").put_events(...)
+        cloud.run_until_idle()
+    ```
     """
 
     def __init__(self, template: str | os.PathLike[str], *, region: str = DEFAULT_REGION,
