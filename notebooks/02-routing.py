@@ -187,6 +187,19 @@ for label, sample in samples.items():
 # shop's event models prevent both (`total_cents` is computed, `shipping_country`
 # must be two capital letters); a pattern is only as good as the events it sees.
 #
+# ## Summary
+#
+# - A **rule** on the shop's bus sends a copy of every matching event to each of
+#   its targets; the producer does not know who listens.
+# - **Content filtering** decides on the event itself: `prefix` on the source,
+#   `numeric` on the total, `anything-but` on the country, `$or` between
+#   conditions. An event that matches several rules reaches every one of them.
+# - **Negative cases** matter as much as positive ones: an order of 499.99 EUR
+#   to France must not reach review, an `OrderConfirmed` must not reach order
+#   processing.
+# - `edakit.patterns.matches` is the matcher the local cloud routes with, so a
+#   pattern can be tested without a bus.
+#
 # ## Try this
 #
 # 1. Write a pattern that matches only orders shipping to **Belgium**, and run the
