@@ -30,7 +30,6 @@ one generated file instead of half a megabyte of CSS inlined into each chapter p
 
 from __future__ import annotations
 
-import difflib
 import functools
 import hashlib
 import html
@@ -276,12 +275,12 @@ def template_diff(argument: str) -> str:
         before, after = argument.split()
     except ValueError:
         raise PluginError(f"template-diff wants two paths, got: {argument!r}") from None
-    old, new = _existing(before), _existing(after)
-    lines = difflib.unified_diff(
-        old.read_text().splitlines(keepends=True), new.read_text().splitlines(keepends=True),
-        fromfile=before, tofile=after,  # as named, even when one is a link (to sam-app/template.yaml)
-    )
-    return "```diff\n" + "".join(line if line.endswith("\n") else line + "\n" for line in lines) + "```"
+    from edakit.chapters import template_diff
+
+    _existing(before), _existing(after)
+    # The same diff the chapter README shows (edakit.chapters), named as given even when
+    # one file is a link (to sam-app/template.yaml).
+    return "```diff\n" + template_diff(before, after) + "```"
 
 
 def make_commands(makefile: Path = ROOT / "Makefile") -> list[tuple[str, str]]:

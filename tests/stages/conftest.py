@@ -21,3 +21,10 @@ def stage_dir(request: pytest.FixtureRequest) -> Path:
     if override:
         return Path(override).resolve()
     return CHAPTERS / request.module.STAGE
+
+
+@pytest.fixture
+def chapter_only(request: pytest.FixtureRequest) -> None:
+    """Skip a check of the kit's own chapter (its README, its notebook) when testing a workspace."""
+    if request.config.getoption("--stage-dir"):
+        pytest.skip("checks the kit's chapter, not the workspace given with --stage-dir")

@@ -7,7 +7,6 @@ Run this file (`python tests/stages/test_stage_02.py`) to rewrite the diff in th
 
 from __future__ import annotations
 
-import difflib
 import json
 import sys
 import uuid
@@ -19,6 +18,7 @@ import boto3
 import pytest
 
 from edakit import LocalCloud
+from edakit.chapters import stage_diff, with_block
 from edakit.paths import CHAPTERS, NOTEBOOKS, SHOP_SRC
 from edakit.patterns import as_event, matches, rule_patterns
 from edakit.template import read_template
@@ -280,27 +280,18 @@ class TestResources:
 # -- the chapter's own pages (not a learner's workspace) ---------------------------------------------
 
 
-@pytest.fixture
-def chapter_only(request: pytest.FixtureRequest) -> None:
-    if request.config.getoption("--stage-dir"):
-        pytest.skip("checks the kit's chapter, not the workspace given with --stage-dir")
 
 
 def template_diff() -> str:
     """The unified diff from stage 1's template to stage 2's: what this chapter adds."""
-    names = [f"chapters/{stage}/template.yaml" for stage in (PREVIOUS_STAGE, STAGE)]
-    old, new = ((CHAPTERS.parent / name).read_text().splitlines(keepends=True) for name in names)
-    return "".join(difflib.unified_diff(old, new, *names))
+    return stage_diff(PREVIOUS_STAGE, STAGE)
 
 
 DIFF_START = "<!-- template diff: written by `python tests/stages/test_stage_02.py` -->\n```diff\n"
-DIFF_END = "```\n"
 
 
 def readme_with_diff(readme: str, diff: str) -> str:
-    before, rest = readme.split(DIFF_START, 1)
-    _, after = rest.split(DIFF_END, 1)
-    return before + DIFF_START + diff + DIFF_END + after
+    return with_block(readme, DIFF_START, diff)
 
 
 @pytest.mark.usefixtures("chapter_only")

@@ -24,6 +24,7 @@ import pytest
 from aws_lambda_powertools import Logger
 
 from edakit import LocalCloud
+from edakit.chapters import stage_diff, with_block
 from edakit.paths import CHAPTERS, NOTEBOOKS, SHOP_SRC
 from edakit.template import read_template
 
@@ -351,17 +352,11 @@ class TestResources:
 # -- the chapter's own pages (not a learner's workspace) ---------------------------------------------
 
 
-@pytest.fixture
-def chapter_only(request: pytest.FixtureRequest) -> None:
-    if request.config.getoption("--stage-dir"):
-        pytest.skip("checks the kit's chapter, not the workspace given with --stage-dir")
 
 
 def template_diff() -> str:
     """The unified diff from stage 4's template to stage 5's: what this chapter changes."""
-    names = [f"chapters/{stage}/template.yaml" for stage in (PREVIOUS_STAGE, STAGE)]
-    old, new = ((CHAPTERS.parent / name).read_text().splitlines(keepends=True) for name in names)
-    return "".join(difflib.unified_diff(old, new, *names))
+    return stage_diff(PREVIOUS_STAGE, STAGE)
 
 
 def new_consumer_diff() -> str:
@@ -375,14 +370,11 @@ def new_consumer_diff() -> str:
 
 WRITTEN_BY = "written by `python tests/stages/test_stage_05.py` -->\n```diff\n"
 DIFFS = {"<!-- template diff: " + WRITTEN_BY: template_diff, "<!-- new consumer diff: " + WRITTEN_BY: new_consumer_diff}
-DIFF_END = "```\n"
 
 
 def readme_with_diffs(readme: str) -> str:
     for start, make in DIFFS.items():
-        before, rest = readme.split(start, 1)
-        _, after = rest.split(DIFF_END, 1)
-        readme = before + start + make() + DIFF_END + after
+        readme = with_block(readme, start, make())
     return readme
 
 
