@@ -9,13 +9,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from aws_lambda_powertools.utilities.idempotency import BasePersistenceLayer
-from aws_lambda_powertools.utilities.idempotency.exceptions import (
-    IdempotencyItemAlreadyExistsError,
-    IdempotencyItemNotFoundError,
-)
-from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import DataRecord
 
+from shop_fakes import InMemoryPersistenceLayer
 from shop.channels import Consumer, IdempotentEvents, NoRoute
 from shop.events import EventEnvelope, InventoryReserved, OrderConfirmed, OutOfStock, ReservedLine, to_put_events_entry
 from shop.handlers import notifications as handler
@@ -61,32 +56,6 @@ class FakeLambdaContext:
 
     def get_remaining_time_in_millis(self) -> int:
         return 10_000
-
-
-class InMemoryPersistenceLayer(BasePersistenceLayer):
-    """Powertools Idempotency's records in a dict; a put over a live record fails, as DynamoDB's conditional put does."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.records: dict[str, DataRecord] = {}
-
-    def _get_record(self, idempotency_key: str) -> DataRecord:
-        try:
-            return self.records[idempotency_key]
-        except KeyError:
-            raise IdempotencyItemNotFoundError from None
-
-    def _put_record(self, data_record: DataRecord) -> None:
-        existing = self.records.get(data_record.idempotency_key)
-        if existing is not None and not existing.is_expired:
-            raise IdempotencyItemAlreadyExistsError(old_data_record=existing)
-        self.records[data_record.idempotency_key] = data_record
-
-    def _update_record(self, data_record: DataRecord) -> None:
-        self.records[data_record.idempotency_key] = data_record
-
-    def _delete_record(self, data_record: DataRecord) -> None:
-        self.records.pop(data_record.idempotency_key, None)
 
 
 class FakeSnsClient:
