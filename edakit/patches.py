@@ -13,7 +13,6 @@ import base64
 import datetime as dt
 import json
 import re
-import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -406,6 +405,3 @@ def uninstall() -> None:
         LambdaBackend.update_function_event_invoke_config = _originals.pop("update_event_invoke_config")  # type: ignore[method-assign]
     _active = None
 
-
-def new_request_id() -> str:
-    return str(uuid.uuid4())
