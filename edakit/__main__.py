@@ -8,6 +8,9 @@ USAGE = """usage: python -m edakit <command>
 
 commands:
   demo    run the finished system's main scenario on the local cloud
+  verify  the offline verification chain on a stage (default: sam-app/)
+  aws     commands for the shop deployed on AWS (preflight, stack-exists, smoke,
+          record, leftovers); `python -m edakit aws --help` says more
 """
 
 
@@ -20,6 +23,14 @@ def main(argv: list[str]) -> int:
         from .demo import main as demo
 
         return demo(rest)
+    if command == "verify":
+        from .verify import main as verify
+
+        return verify(rest)
+    if command == "aws":
+        from .aws import main as aws
+
+        return aws(rest)
     print(f"error: unknown command {command!r}\n\n{USAGE}", file=sys.stderr)
     return 2
 

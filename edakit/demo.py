@@ -9,6 +9,7 @@ end, every order is accounted for: confirmed, out of stock, or in a DLQ.
 
 from __future__ import annotations
 
+import argparse
 import json
 import random
 import sys
@@ -89,20 +90,26 @@ def _status_line(cloud: LocalCloud, placed: int) -> str:
     )
 
 
-def run(template: Path = SAM_APP / "template.yaml", seed: int = 7) -> int:
+def run(template: Path = SAM_APP / "template.yaml", seed: int = 7, *,
+        orders_per_second: int = ORDERS_PER_SECOND, spike_seconds: int = SPIKE_SECONDS) -> int:
     """Run the scenario on `template` and print a summary; return a process exit code."""
     wall_start = time.perf_counter()
-    if str(SHOP_SRC) not in sys.path:
-        sys.path.insert(0, str(SHOP_SRC))
-    from shop.events import from_eventbridge
-    from shop.orders import OrderRejected, accept_order
-    from shop.storefront import Storefront
-
     shown = template.relative_to(ROOT) if template.is_relative_to(ROOT) else template
     print(f"Deploying {shown} on the local cloud (moto, virtual time)...")
     with LocalCloud.from_template(template) as cloud:
         assert cloud.deployment is not None
         print(f"  {len(cloud.deployment.resource_types)} resources; functions: {', '.join(cloud.functions)}")
+        # The shop's code as the functions loaded it: the template's CodeUri (sam-app/src/,
+        # or a function's directory in .aws-sam/build/ for a built template).
+        if str(SHOP_SRC) not in sys.path:
+            sys.path.append(str(SHOP_SRC))
+        import shop
+        from shop.events import from_eventbridge
+        from shop.orders import OrderRejected, accept_order
+        from shop.storefront import Storefront
+
+        code = Path(shop.__file__).parent.parent
+        print(f"  shop code: {code.relative_to(ROOT) if code.is_relative_to(ROOT) else code}")
         if "StockTable" in cloud.deployment.physical_ids:
             from shop.adapters.dynamodb import DynamoDBStockRepository
             from shop.inventory import seed_stock
@@ -111,11 +118,11 @@ def run(template: Path = SAM_APP / "template.yaml", seed: int = 7) -> int:
             print(f"  stock seeded: {', '.join(f'{sku} x{qty}' for sku, qty in STOCK.items())}")
 
         storefront = Storefront(cloud.physical_id("ShopBus"))
-        carts = _carts(random.Random(seed), ORDERS_PER_SECOND * SPIKE_SECONDS)
-        print(f"\nSpike: {ORDERS_PER_SECOND} orders per second for {SPIKE_SECONDS} virtual seconds")
+        carts = _carts(random.Random(seed), orders_per_second * spike_seconds)
+        print(f"\nSpike: {orders_per_second} orders per second for {spike_seconds} virtual seconds")
         placed = 0
-        for second in range(SPIKE_SECONDS):
-            batch = carts[second * ORDERS_PER_SECOND:(second + 1) * ORDERS_PER_SECOND]
+        for second in range(spike_seconds):
+            batch = carts[second * orders_per_second:(second + 1) * orders_per_second]
             storefront.place_orders(batch)
             placed += len(batch)
             cloud.run_for(1.0)
@@ -179,12 +186,18 @@ def run(template: Path = SAM_APP / "template.yaml", seed: int = 7) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = argv or []
+    parser = argparse.ArgumentParser(prog="python -m edakit demo", description="Run a stage's main scenario on the local cloud.")
+    parser.add_argument("template", nargs="?", default=str(SAM_APP / "template.yaml"),
+                        help="a stage's template.yaml or its directory (default: sam-app/, the finished system)")
+    parser.add_argument("--rate", type=int, default=ORDERS_PER_SECOND, help="orders per virtual second")
+    parser.add_argument("--seconds", type=int, default=SPIKE_SECONDS, help="how long the spike lasts, in virtual seconds")
+    parser.add_argument("--seed", type=int, default=7)
+    args = parser.parse_args(argv or [])
     try:
-        template = Path(argv[0]).resolve() if argv else SAM_APP / "template.yaml"
+        template = Path(args.template).resolve()
         if template.is_dir():
             template = template / "template.yaml"
-        return run(template)
+        return run(template, args.seed, orders_per_second=args.rate, spike_seconds=args.seconds)
     except EdakitError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
