@@ -8,6 +8,10 @@ SHELL := /bin/bash
 PYTHON_MINOR := 3.12
 VENV := .venv
 STAMP := $(VENV)/.installed-$(shell cksum < requirements.lock | cut -d' ' -f1)
+# checkov's own environment (chapter 9; the rule is near the end)
+CHECKOV_VERSION := 3.3.30
+CHECKOV_VENV := .venv-checkov
+CHECKOV_STAMP := $(CHECKOV_VENV)/.installed-checkov-$(CHECKOV_VERSION)
 PY := $(VENV)/bin/python
 ORIGINAL_PATH := $(PATH)
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
@@ -17,7 +21,7 @@ comma := ,
 CHROMIUM := /usr/bin/chromium
 
 
-.PHONY: help setup demo test test-fast docs clean
+.PHONY: help setup demo test test-fast docs clean checkov-env verify deploy smoke destroy
 
 help: ## List the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -44,8 +48,8 @@ setup: $(STAMP) ## Create .venv from the lock file (done by every other command 
 demo: $(STAMP) ## Run the finished system's main scenario on the local cloud
 	@$(PY) -m edakit demo
 
-test: $(STAMP) $(CHROMIUM) ## Run every test (installs chromium for the docs' browser test when missing)
-	@$(PY) -m pytest -n 2 --durations=10 -q -m "not notebook"
+test: $(STAMP) $(CHROMIUM) $(CHECKOV_STAMP) ## Run every test (installs chromium for the docs' browser test, and checkov, when missing)
+	@$(PY) -m pytest -n 2 --dist loadgroup --durations=10 -q -m "not notebook"
 	@$(PY) -m pytest -q -m notebook --durations=0
 
 test-fast: $(STAMP) ## Run the tests, stopping at the first failure
@@ -67,5 +71,50 @@ $(CHROMIUM):
 	  echo "         chromium as $@ (e.g. 'sudo apt-get install chromium') to run it." >&2; \
 	fi
 
+# --- checkov (chapter 9) -------------------------------------------------------------------
+# checkov pins its own boto3, unlike SAM CLI, so it gets an environment of its own:
+# .venv-checkov, created once with the pinned version. Chapter 9's stage test runs it on the
+# translated template (and skips when it is missing).
+
+$(CHECKOV_STAMP):
+	@python="$$(PATH="$(ORIGINAL_PATH)" scripts/find-python $(PYTHON_MINOR))"; \
+	if [ -z "$$python" ]; then echo "error: Python $(PYTHON_MINOR) is needed for $(CHECKOV_VENV)" >&2; exit 1; fi; \
+	echo "==> creating $(CHECKOV_VENV) with checkov $(CHECKOV_VERSION) (once; it pins its own boto3)"; \
+	rm -rf $(CHECKOV_VENV) && "$$python" -m venv $(CHECKOV_VENV) \
+	  && $(CHECKOV_VENV)/bin/python -m pip install --quiet checkov==$(CHECKOV_VERSION) >$(CHECKOV_VENV).log 2>&1 \
+	  || { cat $(CHECKOV_VENV).log >&2; echo "error: installing checkov $(CHECKOV_VERSION) failed" >&2; exit 1; }
+	@touch $@
+
+checkov-env: $(CHECKOV_STAMP) ## Create .venv-checkov, checkov's own environment (make test does it when missing)
+# --- end of checkov ---------------------------------------------------------------------------
+
+# --- the finished system on AWS (sam-app/) ----------------------------------------------------
+# STACK names the stack (sam-app/samconfig.toml's default); AWS credentials and a region
+# come from the usual places (AWS_PROFILE, AWS_REGION, ...).
+STACK ?= edakit-shop
+SAM := cd sam-app && SAM_CLI_TELEMETRY=0 sam
+
+verify: $(STAMP) $(CHECKOV_STAMP) ## Check sam-app/ offline: sam validate, cfn-lint, checkov, the local cloud
+	@$(PY) -m edakit verify sam-app
+
+deploy: $(STAMP) ## Build sam-app/ and deploy it to your AWS account (guided the first time)
+	@$(PY) -m edakit aws preflight
+	@$(SAM) build
+	@if $(PY) -m edakit aws stack-exists --stack-name $(STACK) >/dev/null 2>&1; then \
+	  $(SAM) deploy --stack-name $(STACK); \
+	else \
+	  echo "==> first deployment of $(STACK): sam deploy --guided asks for the settings (defaults from samconfig.toml)"; \
+	  $(SAM) deploy --guided --stack-name $(STACK); \
+	fi
+
+smoke: $(STAMP) ## Put one order on the deployed shop and wait until it is confirmed
+	@$(PY) -m edakit aws smoke --stack-name $(STACK)
+
+destroy: $(STAMP) ## Delete the deployed stack, then list what is left of it
+	@$(PY) -m edakit aws preflight
+	@$(PY) -m edakit aws record --stack-name $(STACK) --file build/stack-resources.json
+	@$(SAM) delete --stack-name $(STACK)
+	@$(PY) -m edakit aws leftovers --file build/stack-resources.json
+
 clean: ## Remove the venv and build outputs
-	rm -rf $(VENV) build site .pytest_cache
+	rm -rf $(VENV) $(CHECKOV_VENV) build site .pytest_cache

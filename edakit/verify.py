@@ -94,7 +94,7 @@ def cfn_lint(cloudformation: Path) -> Step:
 def checkov(cloudformation: Path, skips_file: Path | None) -> Step:
     name = "checkov on the translated template"
     if not CHECKOV.exists():
-        return Step(name, False, f"{CHECKOV} is missing: `make .venv-checkov` installs checkov in its own environment.")
+        return Step(name, False, f"{CHECKOV} is missing: `make checkov-env` installs checkov in its own environment.")
     command = [str(CHECKOV), "--quiet", "--compact", "--skip-download", "--framework", "cloudformation",
                "-o", "json", "-f", str(cloudformation)]
     skips: dict[str, str] = {}

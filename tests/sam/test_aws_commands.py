@@ -97,3 +97,19 @@ def test_preflight_without_credentials_says_how_to_configure_them(monkeypatch: p
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
     with pytest.raises(AwsError, match="no AWS credentials.*aws configure"):
         preflight(boto3.Session())
+
+
+@pytest.mark.parametrize("command", [["preflight"], ["smoke", "--timeout", "1"], ["record"]])
+def test_commands_without_credentials_explain_and_exit_2(command: list[str], tmp_path: Path) -> None:
+    """`make deploy`, `make smoke` and `make destroy` start with these: no traceback, exit 2."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update(AWS_SHARED_CREDENTIALS_FILE=str(tmp_path / "none"), AWS_CONFIG_FILE=str(tmp_path / "none"),
+               AWS_EC2_METADATA_DISABLED="true", AWS_DEFAULT_REGION="us-east-1")
+    done = subprocess.run([sys.executable, "-m", "edakit", "aws", *command], capture_output=True, text=True,
+                          env=env, timeout=60, cwd=Path(__file__).resolve().parents[2])
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "no AWS credentials" in done.stderr and "Traceback" not in done.stderr
