@@ -86,6 +86,10 @@ def sequences(invocation: Any) -> list[str]:
     return [r["kinesis"]["sequenceNumber"] for r in invocation.event["Records"]]
 
 
+def sequences_of(event: dict[str, Any]) -> list[str]:
+    return [r["kinesis"]["sequenceNumber"] for r in event["Records"]]
+
+
 def failures(cloud: Any) -> list[dict[str, Any]]:
     return [json.loads(body) for body in cloud.messages("FailureQueue")]
 
@@ -432,6 +436,30 @@ class TestTumblingWindows:
         assert failures(cloud)[0]["requestContext"]["condition"] == "RetryAttemptsExhausted"
 
 
+    def test_tumbling_window_response_may_report_batch_item_failures_with_the_state(self, cloud_for):
+        """A TimeWindowEventResponse carries the state and batchItemFailures: the state of the records
+        before the checkpoint is kept, and the batch is retried from the reported record.
+
+        https://docs.aws.amazon.com/lambda/latest/dg/services-kinesis-windows.html
+        https://docs.aws.amazon.com/lambda/latest/dg/services-kinesis-batchfailurereporting.html
+        """
+        cloud = cloud_for(kinesis_stage("count_in_window_until_poison", TumblingWindowInSeconds=60,
+                                        FunctionResponseTypes=["ReportBatchItemFailures"],
+                                        MaximumRetryAttempts=1, DestinationConfig=ON_FAILURE))
+        [_, _, poison, four] = put(cloud, {"amount": 1}, {"amount": 2}, {"poison": True}, {"amount": 4})
+
+        cloud.run_until_idle()
+
+        events = [i.event for i in cloud.invocations("Fn")]
+        assert [(sequences_of(e), e["state"], e["isFinalInvokeForWindow"]) for e in events] == [
+            (sequences_of(events[0]), {}, False),
+            ([poison, four], {"records": 2, "amount": 3}, False),  # retried from the checkpoint, with the kept state
+            ([], {"records": 2, "amount": 3}, True),
+        ]
+        info = failures(cloud)[0]["KinesisBatchInfo"]
+        assert (info["startSequenceNumber"], info["batchSize"]) == (poison, 2)
+
+
 class TestDynamoDBStreams:
     def test_dynamodb_stream_records_describe_inserts_modifications_and_removals(self, cloud_for):
         """Each write to the table becomes a stream record: INSERT, MODIFY or REMOVE, with its images.
@@ -534,3 +562,85 @@ class TestEventShapes:
         assert inserted.dynamodb.NewImage == {"pk": "o-1", "total": Decimal("12.5")}
         assert removed.eventName == "REMOVE" and removed.dynamodb.Keys == {"pk": "o-1"}
         assert inserted.dynamodb.ApproximateCreationDateTime == cloud.clock.start
+
+
+RULE_TO_STREAM = """
+    Bus:
+      Type: AWS::Events::EventBus
+      Properties: {{Name: shop}}
+    Stream:
+      Type: AWS::Kinesis::Stream
+      Properties: {{ShardCount: 2}}
+    ToStream:
+      Type: AWS::Events::Rule
+      Properties:
+        EventBusName: {{"Fn::GetAtt": [Bus, Name]}}
+        EventPattern: {{source: [shop.storefront]}}
+        Targets:
+          - {target}
+"""
+
+
+def rule_to_stream(**target: Any) -> str:
+    """Resources: a bus, a two-shard stream, and a rule that sends shop.storefront events to the stream."""
+    properties = {"Id": "Stream", "Arn": {"Fn::GetAtt": ["Stream", "Arn"]}, **target}
+    return RULE_TO_STREAM.format(target=json.dumps(properties))
+
+
+def stream_records(cloud: Any) -> list[tuple[str, str, dict[str, Any]]]:
+    """Every record of the stream as (shard id, partition key, data as JSON), shard by shard."""
+    kinesis = boto3.client("kinesis")
+    name = cloud.physical_id("Stream")
+    found = []
+    for shard in kinesis.list_shards(StreamName=name)["Shards"]:
+        iterator = kinesis.get_shard_iterator(StreamName=name, ShardId=shard["ShardId"],
+                                              ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+        for record in kinesis.get_records(ShardIterator=iterator)["Records"]:
+            found.append((shard["ShardId"], record["PartitionKey"], json.loads(record["Data"])))
+    return found
+
+
+def put_orders(cloud: Any, *customers: str) -> list[str]:
+    """One event per customer on the bus; returns their event ids."""
+    response = boto3.client("events").put_events(Entries=[
+        {"EventBusName": "shop", "Source": "shop.storefront", "DetailType": "OrderPlaced",
+         "Detail": json.dumps({"customer_id": customer, "n": n})} for n, customer in enumerate(customers)])
+    return [entry["EventId"] for entry in response["Entries"]]
+
+
+class TestEventBridgeToKinesis:
+    def test_partition_key_path_takes_the_partition_key_from_the_event(self, cloud_for):
+        """KinesisParameters.PartitionKeyPath: the JSON path in the event whose value is the record's
+        partition key, so one customer's events share a shard, in the order they were put.
+
+        https://docs.aws.amazon.com/eventbridge/latest/APIReference/API_KinesisParameters.html
+        """
+        cloud = cloud_for(rule_to_stream(KinesisParameters={"PartitionKeyPath": "$.detail.customer_id"}))
+        customers = ["alice", "bob", "carol", "dave", "alice", "bob", "carol", "dave"]
+        put_orders(cloud, *customers)
+
+        records = stream_records(cloud)
+
+        assert sorted(key for _, key, _ in records) == sorted(customers)
+        assert all(key == data["detail"]["customer_id"] for _, key, data in records)
+        shard_of = {key: {shard for shard, k, _ in records if k == key} for key in customers}
+        assert all(len(shards) == 1 for shards in shard_of.values()), shard_of
+        assert len({shard for shard, _, _ in records}) == 2  # and the customers spread over both shards
+        for customer in set(customers):  # per shard, a customer's events are in the order they were put
+            assert [d["detail"]["n"] for _, k, d in records if k == customer] == [
+                n for n, c in enumerate(customers) if c == customer]
+        # the record's data is the event as EventBridge delivers it
+        assert {data["detail-type"] for _, _, data in records} == {"OrderPlaced"}
+
+    def test_without_partition_key_path_the_event_id_is_the_partition_key(self, cloud_for):
+        """"If you do not include this parameter, the default is to use the eventId as the partition key."
+
+        https://docs.aws.amazon.com/eventbridge/latest/APIReference/API_KinesisParameters.html
+        """
+        cloud = cloud_for(rule_to_stream())
+        event_ids = put_orders(cloud, "alice", "alice", "alice")
+
+        records = stream_records(cloud)
+
+        assert sorted(key for _, key, _ in records) == sorted(event_ids)
+        assert all(key == data["id"] for _, key, data in records)

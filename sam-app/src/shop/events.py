@@ -287,3 +287,76 @@ def _describe(model_name: str, error: ValidationError) -> str:
             problem += f", got {got if len(got) <= 60 else got[:57] + '...'}"
         problems.append(problem)
     return f"{model_name} is invalid: " + "; ".join(problems)
+
+
+# -- clickstream (chapter 6): put on the analytics stream by shop.clickstream, never on the bus --
+
+
+class ProductViewed(EventEnvelope):
+    """A shopper opened a product's page. Put directly on the analytics stream (Kinesis), not on the bus."""
+
+    source: ClassVar[str] = "shop.storefront"
+    detail_type: ClassVar[str] = "ProductViewed"
+
+    # The stream's partition key: one session's events share a shard, in order.
+    session_id: str = Field(min_length=1)
+    sku: str = Field(min_length=1)
+
+
+class ProductAddedToCart(EventEnvelope):
+    """A shopper put a product in the cart. Put directly on the analytics stream (Kinesis), not on the bus."""
+
+    source: ClassVar[str] = "shop.storefront"
+    detail_type: ClassVar[str] = "ProductAddedToCart"
+
+    session_id: str = Field(min_length=1)
+    sku: str = Field(min_length=1)
+    quantity: StrictInt = Field(gt=0)
+
+
+EVENT_TYPES.update({model.detail_type: model for model in (ProductViewed, ProductAddedToCart)})
+
+
+# -- payments and compensation (chapter 7) ------------------------------------------------------
+
+
+class PaymentSucceeded(EventEnvelope):
+    """The order was charged, once (the payments ledger holds the charge)."""
+
+    source: ClassVar[str] = "shop.payments"
+    detail_type: ClassVar[str] = "PaymentSucceeded"
+
+    order_id: str = Field(min_length=1)
+    customer_id: str = Field(min_length=1)
+    amount_cents: StrictInt
+    charge_id: str = Field(min_length=1)
+
+
+class PaymentFailed(EventEnvelope):
+    """The gateway declined the payment for good (retrying will not help); nothing was charged.
+
+    It carries the reserved lines, so that the order's cancellation can say what to release.
+    """
+
+    source: ClassVar[str] = "shop.payments"
+    detail_type: ClassVar[str] = "PaymentFailed"
+
+    order_id: str = Field(min_length=1)
+    customer_id: str = Field(min_length=1)
+    reason: str = Field(min_length=1)
+    lines: tuple[ReservedLine, ...]
+
+
+class OrderCancelled(EventEnvelope):
+    """The order will not ship: the compensation event. Inventory releases the lines it reserved."""
+
+    source: ClassVar[str] = "shop.orders"
+    detail_type: ClassVar[str] = "OrderCancelled"
+
+    order_id: str = Field(min_length=1)
+    customer_id: str = Field(min_length=1)
+    reason: str = Field(min_length=1)
+    lines: tuple[ReservedLine, ...]
+
+
+EVENT_TYPES.update({model.detail_type: model for model in (PaymentSucceeded, PaymentFailed, OrderCancelled)})

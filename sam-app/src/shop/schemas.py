@@ -44,6 +44,14 @@ EXAMPLES: dict[str, dict[str, Any]] = {
     "OrderConfirmed": {"order_id": "order-1", "customer_id": "customer-1", "total_cents": 7998},
     "InventoryReserved": {"order_id": "order-1", "lines": [{"sku": "BOOK-001", "quantity": 2}]},
     "OutOfStock": {"order_id": "order-1", "sku": "BOOK-001", "requested": 2, "available": 0},
+    "ProductViewed": {"session_id": "session-1", "sku": "BOOK-001"},
+    "ProductAddedToCart": {"session_id": "session-1", "sku": "BOOK-001", "quantity": 2},
+    "PaymentSucceeded": {"order_id": "order-1", "customer_id": "customer-1", "amount_cents": 7998,
+                         "charge_id": "ch_order-1"},
+    "PaymentFailed": {"order_id": "order-1", "customer_id": "customer-1", "reason": "card_declined",
+                      "lines": [{"sku": "BOOK-001", "quantity": 2}]},
+    "OrderCancelled": {"order_id": "order-1", "customer_id": "customer-1", "reason": "card_declined",
+                       "lines": [{"sku": "BOOK-001", "quantity": 2}]},
 }
 
 

@@ -65,3 +65,15 @@ def count_in_window(event: dict[str, Any], context: Any) -> dict[str, Any]:
 def forget_state(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """Tumbling window handler that returns no state: Lambda treats that as a failure."""
     return {"ok": True}
+
+
+def count_in_window_until_poison(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """Tumbling window with ReportBatchItemFailures: counts the records before the first poisoned one,
+    and returns that state with the poisoned record as the batch item failure (TimeWindowEventResponse)."""
+    state = dict(event.get("state") or {})
+    for record in event["Records"]:
+        if _poisoned(record):
+            return {"state": state, "batchItemFailures": [{"itemIdentifier": sequence_number(record)}]}
+        state["records"] = state.get("records", 0) + 1
+        state["amount"] = state.get("amount", 0) + payload(record)["amount"]
+    return {"state": state, "batchItemFailures": []}
