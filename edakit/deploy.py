@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import functools
 import json
 import warnings
 from dataclasses import dataclass, field
@@ -19,6 +20,7 @@ from .template import CODE_PLACEHOLDER, Stage
 DEFERRED_TYPES = (
     "AWS::SNS::Subscription",
     "AWS::SQS::QueuePolicy",
+    "AWS::SNS::TopicPolicy",
     "AWS::Lambda::EventInvokeConfig",
     "AWS::CloudWatch::Alarm",
 )
@@ -129,6 +131,18 @@ def create_queue_policy(props: dict[str, Any], region: str) -> str:
     return ",".join(props["Queues"])
 
 
+def create_topic_policy(props: dict[str, Any], region: str) -> str:
+    """AWS::SNS::TopicPolicy: set the Policy attribute on every topic listed (moto's
+    CloudFormation skips the type).
+
+    https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/aws-resource-sns-topicpolicy.html
+    """
+    sns = boto3.client("sns", region_name=region)
+    for arn in props["Topics"]:
+        sns.set_topic_attributes(TopicArn=arn, AttributeName="Policy", AttributeValue=json.dumps(props["PolicyDocument"]))
+    return ",".join(props["Topics"])
+
+
 def create_event_invoke_config(props: dict[str, Any], region: str) -> str:
     """AWS::Lambda::EventInvokeConfig: retries, event age and destinations of async invocation."""
     kwargs: dict[str, Any] = {"FunctionName": props["FunctionName"]}
@@ -160,6 +174,7 @@ def create_alarm(props: dict[str, Any], region: str) -> str:
 DEFERRED_SHIMS: dict[str, Callable[[dict[str, Any], str], str]] = {
     "AWS::SNS::Subscription": create_sns_subscription,
     "AWS::SQS::QueuePolicy": create_queue_policy,
+    "AWS::SNS::TopicPolicy": create_topic_policy,
     "AWS::Lambda::EventInvokeConfig": create_event_invoke_config,
     "AWS::CloudWatch::Alarm": create_alarm,
 }
@@ -226,6 +241,109 @@ def shim_dead_letter_config(deployment: Deployment, template: dict[str, Any], st
     deployment.shims_applied.append("shim_dead_letter_config")
 
 
+def shim_kms_key_policy(deployment: Deployment, account_id: str, region: str) -> None:
+    """moto's CloudFormation keeps an AWS::KMS::Key's KeyPolicy as an object, so GetKeyPolicy
+    returns no JSON text; store it as the JSON document the API returns.
+
+    https://docs.aws.amazon.com/kms/latest/APIReference/API_GetKeyPolicy.html
+    """
+    from moto.kms.models import kms_backends
+
+    backend = kms_backends[account_id][region]
+    for logical_id, resource_type in deployment.resource_types.items():
+        if resource_type == "AWS::KMS::Key":
+            key = backend.keys[deployment.physical_ids[logical_id]]
+            if not isinstance(key.policy, str):
+                key.policy = json.dumps(key.policy)
+    deployment.shims_applied.append("shim_kms_key_policy")
+
+
+def shim_dynamodb_sse(deployment: Deployment, template: dict[str, Any], stack_name: str,
+                      region: str, account_id: str) -> None:
+    """moto's CloudFormation passes a table's SSESpecification on as written (SSEEnabled),
+    where its backend reads the API's field (Enabled): the table would show no encryption.
+    Keep it in the API's shape, with the key's ARN, as DescribeTable's SSEDescription shows it.
+
+    https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/aws-properties-dynamodb-table-ssespecification.html
+    https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_SSEDescription.html
+    """
+    from moto.dynamodb.models import dynamodb_backends
+    from moto.kms.models import kms_backends
+
+    tables = dynamodb_backends[account_id][region].tables
+    keys = kms_backends[account_id][region]
+    for logical_id, resource in template.get("Resources", {}).items():
+        spec = (resource.get("Properties") or {}).get("SSESpecification")
+        if resource.get("Type") != "AWS::DynamoDB::Table" or not spec:
+            continue
+        resolved = _resolve(spec, stack_name, region, account_id)
+        table = tables[deployment.physical_ids[logical_id]]
+        enabled = str(resolved.get("SSEEnabled")).lower() == "true"
+        if not enabled:
+            table.sse_specification = None
+            continue
+        key_id = resolved.get("KMSMasterKeyId")
+        key_arn = keys.keys[keys.get_key_id(key_id)].arn if key_id else None
+        table.sse_specification = {"Enabled": True, "SSEType": resolved.get("SSEType", "KMS"),
+                                   **({"KMSMasterKeyId": key_arn} if key_arn else {})}
+    deployment.shims_applied.append("shim_dynamodb_sse")
+
+
+def shim_kinesis_stream_encryption(deployment: Deployment, template: dict[str, Any], stack_name: str,
+                                   region: str, account_id: str) -> None:
+    """moto's CloudFormation ignores an AWS::Kinesis::Stream's StreamEncryption: start the
+    encryption as the API does, so DescribeStream shows EncryptionType KMS and the key.
+
+    https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/aws-properties-kinesis-stream-streamencryption.html
+    """
+    kinesis = boto3.client("kinesis", region_name=region)
+    for logical_id, resource in template.get("Resources", {}).items():
+        encryption = (resource.get("Properties") or {}).get("StreamEncryption")
+        if resource.get("Type") != "AWS::Kinesis::Stream" or not encryption:
+            continue
+        resolved = _resolve(encryption, stack_name, region, account_id)
+        kinesis.start_stream_encryption(StreamName=deployment.physical_ids[logical_id],
+                                        EncryptionType=resolved["EncryptionType"], KeyId=resolved["KeyId"])
+    deployment.shims_applied.append("shim_kinesis_stream_encryption")
+
+
+@functools.cache
+def _aws_managed_policies() -> dict[str, Any]:
+    """The AWS managed policies' documents that moto ships (4.7 MB of JSON: read once)."""
+    from moto.iam.aws_managed_policies import aws_managed_policies_data
+
+    return json.loads(aws_managed_policies_data)
+
+
+def shim_role_managed_policies(deployment: Deployment, template: dict[str, Any], stack_name: str,
+                               region: str, account_id: str) -> None:
+    """moto's CloudFormation drops an AWS::IAM::Role's ManagedPolicyArns (SAM attaches
+    AWSLambdaBasicExecutionRole, and AWSLambdaSQSQueueExecutionRole for an SQS event), and
+    moto knows AWS managed policies only when told to load them all: attach them, with the
+    documents moto ships, so that the role as deployed is the role as written.
+
+    https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/aws-resource-iam-role.html#cfn-iam-role-managedpolicyarns
+    """
+    from moto.iam.models import AWSManagedPolicy, iam_backends
+
+    backend = iam_backends[account_id]["global"]
+    known = _aws_managed_policies()
+    for logical_id, resource in template.get("Resources", {}).items():
+        arns = (resource.get("Properties") or {}).get("ManagedPolicyArns")
+        if resource.get("Type") != "AWS::IAM::Role" or not arns:
+            continue
+        role_name = deployment.physical_ids[logical_id]
+        for arn in _resolve(arns, stack_name, region, account_id):
+            name = arn.rsplit("/", 1)[-1]
+            if arn not in backend.managed_policies and arn.startswith("arn:aws:iam::aws:policy/") and name in known:
+                backend.managed_policies[arn] = AWSManagedPolicy.from_data(name, account_id, region, known[name])
+            try:
+                backend.attach_role_policy(arn, role_name)
+            except Exception as exc:  # moto's NotFoundException: a managed policy it does not know
+                raise DeploymentError(f"{logical_id}: cannot attach the managed policy {arn}: {exc}") from None
+    deployment.shims_applied.append("shim_role_managed_policies")
+
+
 def _create_code_bucket(region: str) -> None:
     """moto's Lambda reads Code.S3Bucket/S3Key at creation: give it a placeholder object."""
     bucket, key = CODE_PLACEHOLDER[len("s3://"):].split("/", 1)
@@ -280,6 +398,10 @@ def deploy(stage: Stage, stack_name: str, region: str, account_id: str) -> Deplo
     shim_empty_physical_ids(deployment, stack_name, region, account_id)
     shim_ref_outputs(deployment, template)
     shim_dead_letter_config(deployment, template, stack_name, region, account_id)
+    shim_kms_key_policy(deployment, account_id, region)
+    shim_role_managed_policies(deployment, template, stack_name, region, account_id)
+    shim_dynamodb_sse(deployment, template, stack_name, region, account_id)
+    shim_kinesis_stream_encryption(deployment, template, stack_name, region, account_id)
     for logical_id, resource in deferred.items():
         shim = DEFERRED_SHIMS[resource["Type"]]
         props = _resolve(resource.get("Properties", {}), stack_name, region, account_id)

@@ -69,6 +69,20 @@ _current_output: contextvars.ContextVar[io.StringIO | None] = contextvars.Contex
 )
 
 
+#: The logical id of the function whose code is running now (during its import or an
+#: invocation), so that whoever watches AWS calls (edakit.iam) knows whose role makes them.
+running_function: contextvars.ContextVar[str | None] = contextvars.ContextVar("edakit_running_function", default=None)
+
+
+@contextlib.contextmanager
+def running(logical_id: str) -> Iterator[None]:
+    token = running_function.set(logical_id)
+    try:
+        yield
+    finally:
+        running_function.reset(token)
+
+
 class FunctionOutput(io.TextIOBase):
     """Stands in for sys.stdout/sys.stderr: during an invocation, writes go to its log.
 
@@ -204,7 +218,7 @@ class Function:
         module.__package__ = module_path.rpartition(".")[0]
         sys.modules[unique_name] = module
         try:
-            with environment(self.lambda_environment()), captured_output():
+            with environment(self.lambda_environment()), captured_output(), running(self.logical_id):
                 spec.loader.exec_module(module)
         except Exception as exc:  # any import-time failure is the learner's to fix
             sys.modules.pop(unique_name, None)
@@ -237,7 +251,7 @@ class Function:
         duration = self.virtual_duration(event)
         context = LambdaContext(self, request_id, started + self.timeout, now)
         invocation = Invocation(self.logical_id, event, started, request_id, trigger, duration=duration)
-        with environment(self.lambda_environment()), captured_output() as output:
+        with environment(self.lambda_environment()), captured_output() as output, running(self.logical_id):
             try:
                 result = self._entrypoint(event, context)
             except Exception as exc:
