@@ -9,8 +9,10 @@ USAGE = """usage: python -m edakit <command>
 commands:
   demo    run the finished system's main scenario on the local cloud
   verify  the offline verification chain on a stage (default: sam-app/)
+  cost    what the finished shop costs on AWS, idle and per 1,000 orders
   aws     commands for the shop deployed on AWS (preflight, stack-exists, smoke,
           record, leftovers); `python -m edakit aws --help` says more
+  workshop  the workshop's exercises: start CH, check, hint EX, solution EX, list
 """
 
 
@@ -27,10 +29,18 @@ def main(argv: list[str]) -> int:
         from .verify import main as verify
 
         return verify(rest)
+    if command == "cost":
+        from .cost import main as cost
+
+        return cost(rest)
     if command == "aws":
         from .aws import main as aws
 
         return aws(rest)
+    if command == "workshop":
+        from .workshop import main as workshop
+
+        return workshop(rest)
     print(f"error: unknown command {command!r}\n\n{USAGE}", file=sys.stderr)
     return 2
 

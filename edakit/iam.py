@@ -16,7 +16,7 @@ import contextlib
 import fnmatch
 import json
 import re
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
@@ -103,6 +103,13 @@ class CallRecorder:
         self.region = region
         self.account_id = account_id
         self.calls: dict[str, set[Call]] = defaultdict(set)
+        #: How many requests each caller made of each API operation ("sqs:SendMessage"); the
+        #: caller is a function's logical id, or None for code outside any function (a producer).
+        #: edakit.cost prices them.
+        self.requests: Counter[tuple[str | None, str]] = Counter()
+        #: Entries of batch operations, and request payload bytes: what some services bill by.
+        self.entries: Counter[tuple[str | None, str]] = Counter()
+        self.payload_bytes: Counter[tuple[str | None, str]] = Counter()
         self._on = False
 
     @contextlib.contextmanager
@@ -126,10 +133,22 @@ class CallRecorder:
             botocore.session.Session.create_client = original  # type: ignore[method-assign]
 
     def _before_parameter_build(self, params: dict[str, Any], model: Any, **_: Any) -> None:
-        function = running_function.get()
-        if not self._on or function is None:
+        if not self._on:
             return
+        function = running_function.get()
         prefix = model.service_model.signing_name
+        operation = f"{_IAM_PREFIX.get(prefix, prefix)}:{model.name}"
+        self.requests[function, operation] += 1
+        for key in ("Entries", "Records", "TransactItems", "PublishBatchRequestEntries"):
+            if isinstance(params.get(key), list):
+                self.entries[function, operation] += len(params[key])
+                self.payload_bytes[function, operation] += sum(len(json.dumps(e, default=str)) for e in params[key])
+                break
+        else:
+            self.entries[function, operation] += 1
+            self.payload_bytes[function, operation] += len(json.dumps(params, default=str))
+        if function is None:
+            return
         self.calls[function].update(authorized_calls(_IAM_PREFIX.get(prefix, prefix), model.name, params,
                                                      self.region, self.account_id))
 
