@@ -88,6 +88,24 @@ $(CHECKOV_STAMP):
 checkov-env: $(CHECKOV_STAMP) ## Create .venv-checkov, checkov's own environment (make test does it when missing)
 # --- end of checkov ---------------------------------------------------------------------------
 
+# --- the workshop (workshop/exercises.yaml; edakit/workshop.py) -------------------------------
+# CH picks a chapter, EX an exercise; FORCE=1 lets `make workshop` replace a workspace you changed.
+.PHONY: workshop check hint solution
+WORKSHOP := $(PY) -m edakit workshop
+
+workshop: $(STAMP) ## Start chapter CH's exercises in workspace/ (e.g. make workshop CH=1; FORCE=1 replaces your changes)
+	@$(WORKSHOP) start "$(CH)" $(if $(filter 1 yes true,$(FORCE)),--force)
+
+check: $(STAMP) ## Check workspace/: what passes, what is missing, the next hint (CH=N or EX=id to choose)
+	@$(WORKSHOP) check --chapter "$(CH)" --exercise "$(EX)"
+
+hint: $(STAMP) ## Print the hint of exercise EX (e.g. make hint EX=01-events)
+	@$(WORKSHOP) hint "$(EX)"
+
+solution: $(STAMP) ## Show the diff from workspace/ (or the starter) to exercise EX's reference solution
+	@$(WORKSHOP) solution "$(EX)"
+# --- end of the workshop ----------------------------------------------------------------------
+
 # --- the finished system on AWS (sam-app/) ----------------------------------------------------
 # STACK names the stack (sam-app/samconfig.toml's default); AWS credentials and a region
 # come from the usual places (AWS_PROFILE, AWS_REGION, ...).

@@ -16,6 +16,8 @@ A page asks for generated content with a directive, an HTML comment alone on its
         every shop event: its model, JSON Schema, an example and the rules that route it
     <!-- make-commands -->
         the Makefile's commands, from the `## ` comments that `make help` prints
+    <!-- workshop-exercises -->
+        the workshop's exercises, chapter by chapter, from workshop/exercises.yaml
 
 Paths are relative to the repository root. A directive that names a missing file, a
 missing section or an unknown kind stops the build, as pymdownx.snippets'
@@ -539,6 +541,10 @@ def on_page_markdown(markdown: str, page: Page, config: MkDocsConfig, files: Fil
             return event_catalogue()
         if kind == "make-commands":
             return make_commands_table()
+        if kind == "workshop-exercises":
+            from edakit.workshop import load_manifest, markdown_list
+
+            return markdown_list(load_manifest())
         raise PluginError(f"{page.file.src_uri}: unknown directive <!-- {kind} -->")
 
     return DIRECTIVE.sub(replace, markdown)
