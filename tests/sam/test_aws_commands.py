@@ -73,6 +73,13 @@ def test_record_then_leftovers_reports_lambda_log_groups(shop: LocalCloud, tmp_p
     recorded = record(shop.deployment.stack_name, path)
     assert {r.type for r in recorded} >= {"AWS::DynamoDB::Table", "AWS::SQS::Queue", "LogGroup"}
     ran = {i.function for i in shop.invocations()}
+    # CloudFormation detaches a role's managed policies when it deletes the role; moto's
+    # delete_stack refuses (DeleteConflict), so detach them first, as CloudFormation would.
+    iam = boto3.client("iam")
+    for r in recorded:
+        if r.type == "AWS::IAM::Role":
+            for policy in iam.list_attached_role_policies(RoleName=r.physical_id)["AttachedPolicies"]:
+                iam.detach_role_policy(RoleName=r.physical_id, PolicyArn=policy["PolicyArn"])
     boto3.client("cloudformation").delete_stack(StackName=shop.deployment.stack_name)
     left = leftovers(path)
     left_groups = {r.physical_id for r, _ in left if r.type == "LogGroup"}
