@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from typing import Any
+from typing import Any, Callable
 
 import time_machine
 
@@ -24,6 +24,9 @@ class VirtualClock:
         self.start = start
         self._traveller: Any = None
         self._coordinates: Any = None
+        #: Called with each virtual minute boundary that time reaches, as it passes it
+        #: (CloudWatch samples queues and evaluates alarms on these boundaries).
+        self.minute_listeners: list[Callable[[float], None]] = []
 
     def __enter__(self) -> "VirtualClock":
         self._traveller = time_machine.travel(self.start, tick=False)
@@ -55,8 +58,17 @@ class VirtualClock:
             raise ValueError("virtual time only moves forward; advance() takes seconds >= 0")
         if self._coordinates is None:
             raise RuntimeError("the clock is not running: use it inside `with LocalCloud...`")
-        if seconds:
-            self._coordinates.shift(seconds)
+        target = self.now() + seconds
+        if self.minute_listeners:
+            boundary = (self.now() // 60 + 1) * 60
+            while boundary <= target:
+                # Stop on the boundary, so that what listeners see and do happens at its time.
+                self._coordinates.shift(boundary - self.now())
+                for listener in list(self.minute_listeners):
+                    listener(boundary)
+                boundary += 60
+        if target > self.now():
+            self._coordinates.shift(target - self.now())
         return self.now()
 
     def advance_to(self, when: float) -> float:

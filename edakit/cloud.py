@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import heapq
 import itertools
 import json
@@ -18,8 +19,10 @@ import boto3
 
 from . import patches
 from .clock import DEFAULT_START, VirtualClock
+from .cloudwatch import CloudWatch
 from .deploy import Deployment, deploy
 from .errors import EdakitError, StillBusyError
+from .iam import CallRecorder
 from .runtime import Function, FunctionOutput, Invocation
 from .sources.asynchronous import AsyncInvocationQueue
 from .sources.sqs import SqsEventSource
@@ -88,6 +91,8 @@ class LocalCloud:
         self._sources: dict[str, Any] = {}
         self._exit: ExitStack | None = None
         self.async_queue = AsyncInvocationQueue(self)
+        #: Metrics, alarms and traces (edakit/cloudwatch.py).
+        self.cloudwatch = CloudWatch(self)
 
     @classmethod
     def from_template(cls, path: str | os.PathLike[str], **options: Any) -> "LocalCloud":
@@ -112,10 +117,14 @@ class LocalCloud:
             stack.enter_context(mock_aws())
             patches.install(self)
             stack.callback(patches.uninstall)
+            # Every AWS call a function's code makes, for the least-privilege check (edakit.iam).
+            self.call_recorder = stack.enter_context(CallRecorder(self.region, self.account_id).recording())
             self._route_output(stack)
             self.deployment = deploy(self.stage, self.stack_name, self.region, self.account_id)
             self._load_functions()
             stack.callback(self._unload_functions)
+            self.cloudwatch.install()
+            stack.callback(self.cloudwatch.uninstall)
             self._exit = stack
         except EdakitError:
             stack.close()
@@ -268,10 +277,12 @@ class LocalCloud:
     def start_invocation(self, function: Function, event: Any, *, trigger: str,
                          on_done: Callable[[Invocation], None] | None = None) -> Invocation:
         """Run the handler now; its execution slot stays busy for its virtual duration."""
-        invocation = function.run(event, self.clock.now, trigger)
+        with self.cloudwatch.running(function, event, trigger), _output_to_functions():
+            invocation = function.run(event, self.clock.now, trigger)
         self._invocations.append(invocation)
         self._write_logs(function, invocation)
         self._running[function.logical_id] += 1
+        self.cloudwatch.invoked(function, invocation)
 
         def finish() -> None:
             self._running[function.logical_id] -= 1
@@ -301,6 +312,14 @@ class LocalCloud:
             self.function(logical_id)
         return [i for i in self._invocations if logical_id is None or i.function == logical_id]
 
+    def aws_calls(self, logical_id: str) -> set[tuple[str, str]]:
+        """Every (action, resource ARN) made with the function's role: by its code, by the Lambda
+        service for it (polling, logs, DLQ, destinations), and the KMS calls behind them (edakit.iam)."""
+        from .iam import aws_calls
+
+        self.function(logical_id)
+        return aws_calls(self, logical_id)
+
     def _write_logs(self, function: Function, invocation: Invocation) -> None:
         """Lambda sends a function's output to CloudWatch Logs, framed by START/END/REPORT."""
         from moto.logs.models import logs_backends
@@ -322,6 +341,7 @@ class LocalCloud:
 
     def record_route(self, rule_name: str, target_arn: str) -> None:
         self.routes[(rule_name, target_arn)] += 1
+        self.cloudwatch.tracer.route(rule_name, target_arn)
 
     def warn(self, message: str) -> None:
         self.warnings.append(message)
@@ -479,6 +499,48 @@ class LocalCloud:
         if group is None:
             return []
         return [e.message for s in group.streams.values() for e in s.events]
+
+
+    # -- observing (edakit/cloudwatch.py) ---------------------------------------------------------
+
+    def metric(self, namespace: str, name: str, dimensions: dict[str, str] | None = None, *,
+               stat: str = "Sum", period: int = 60) -> list[tuple[Any, float]]:
+        """A CloudWatch metric's statistic per period, in virtual time: [(period start, value)]."""
+        return self.cloudwatch.store.series(namespace, name, dimensions, stat=stat, period=period)
+
+    def alarm_state(self, name: str) -> str:
+        """An alarm's state now (OK, ALARM or INSUFFICIENT_DATA), by its name or its logical id."""
+        return self.cloudwatch.alarms.state(name)
+
+    def alarm_history(self, name: str | None = None) -> list[Any]:
+        """Every alarm state change so far (of one alarm, or of all), in order."""
+        if name is not None:
+            self.alarm_state(name)
+            name = self.cloudwatch.alarms.name_of(name)
+        return [c for c in self.cloudwatch.alarms.history if name is None or c.alarm == name]
+
+    def trace(self, correlation_id: str, exclude: tuple[str, ...] = ()) -> str:
+        """The hops of the events carrying ``correlation_id``, as a mermaid sequence diagram
+        (without the hops from or to the resources named in ``exclude``)."""
+        from .trace import sequence_diagram
+
+        hops = self.cloudwatch.tracer.trace(correlation_id, exclude)
+        return sequence_diagram(hops, f"correlation id {correlation_id[:8]}")
+
+
+@contextlib.contextmanager
+def _output_to_functions() -> Iterator[None]:
+    """A handler's print() reaches its log even when sys.stdout was swapped after the cloud
+    opened (pytest's output capture does so between a fixture's setup and the test)."""
+    saved = sys.stdout, sys.stderr
+    if not isinstance(sys.stdout, FunctionOutput):
+        sys.stdout = FunctionOutput(sys.stdout)
+    if not isinstance(sys.stderr, FunctionOutput):
+        sys.stderr = FunctionOutput(sys.stderr)
+    try:
+        yield
+    finally:
+        sys.stdout, sys.stderr = saved
 
 
 def _attribute_type(value: str | int) -> str:

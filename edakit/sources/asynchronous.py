@@ -118,6 +118,7 @@ class AsyncInvocationQueue:
                 started = True
                 continue
             if self.cloud.free_concurrency(queued.function) <= 0:
+                self.cloud.cloudwatch.throttled(queued.function, (queued.sequence, queued.attempts))
                 continue  # throttled: the event waits in the queue, and no retry is spent
             self.queue.remove(queued)
             queued.attempts += 1

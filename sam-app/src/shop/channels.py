@@ -35,6 +35,7 @@ from aws_lambda_powertools.utilities.idempotency.persistence.base import BasePer
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from shop.events import EventEnvelope, InvalidEvent, any_from_eventbridge
+from shop.observability import EventMetrics, log_keys
 
 Channel = Literal["eventbridge", "sqs", "sns", "kinesis"]
 #: A domain-level function: takes one shop event; what it returns must be JSON
@@ -142,13 +143,28 @@ class Consumer:
         self.routes = dict(routes)
         self.logger = logger
         self.idempotency = idempotency
+        self.metrics = EventMetrics()
+        self._in_invocation = False
         self._sqs_batch = BatchProcessor(event_type=EventType.SQS)
         self._kinesis_batch = BatchProcessor(event_type=EventType.KinesisDataStreams)
 
     def __call__(
         self, event: Mapping[str, Any], context: LambdaContext
     ) -> object | PartialItemFailureResponse:
-        """Handle every shop event in `event`; the return value is the function's response."""
+        """Handle every shop event in `event`; the return value is the function's response.
+
+        The invocation's metrics are flushed at its end, whatever happened (one EMF line).
+        """
+        self._in_invocation = True
+        try:
+            return self._dispatch(event, context)
+        finally:
+            self._in_invocation = False
+            self.metrics.flush()
+
+    def _dispatch(
+        self, event: Mapping[str, Any], context: LambdaContext
+    ) -> object | PartialItemFailureResponse:
         if self.idempotency is not None:
             self.idempotency.register_lambda_context(context)
         channel = channel_of(event)
@@ -195,6 +211,25 @@ class Consumer:
         except InvalidEvent as error:
             self.logger.warning("Invalid event", extra={**where, "reason": str(error)})
             raise
-        if self.idempotency is None:
-            return handler(shop_event)
-        return self.idempotency.run(handler, shop_event)
+        # Every line logged while this event is handled carries its correlation id (and its
+        # order's id): one search in CloudWatch Logs follows an order across functions.
+        keys = log_keys(shop_event)
+        self.logger.append_keys(**keys)
+        try:
+            self.logger.info(f"Handling {shop_event.detail_type}", extra=where)
+            if self.idempotency is None:
+                result = handler(shop_event)
+            else:
+                result = self.idempotency.run(handler, shop_event)
+        except Exception:
+            self.metrics.count(shop_event, "failed")
+            self.logger.exception(f"{shop_event.detail_type} failed")
+            raise
+        else:
+            self.metrics.count(shop_event, "handled")
+            return result
+        finally:
+            self.logger.remove_keys(keys)
+            if not self._in_invocation:
+                # A handler that calls sqs_record (or handle) itself: flush per event.
+                self.metrics.flush()
