@@ -450,9 +450,12 @@ def event_catalogue() -> str:
         example = (schema.get("examples") or [None])[0]
         entry = {"Source": model.source, "DetailType": detail_type, "Detail": json.dumps(example or {})}
         delivered = as_event(entry, event_id="6f1c2a4e-0000-4000-8000-000000000000")
+        on_bus = getattr(model, "channel", "bus") == "bus"
         routed = [(rule, targets) for rule, (pattern, targets) in rules.items()
-                  if example is not None and matches(pattern, delivered)]
+                  if on_bus and example is not None and matches(pattern, delivered)]
         targets = sorted({target for _, target_list in routed for target in target_list})
+        if not on_bus:  # a producer puts it on a stream directly: no rule sees it
+            targets = sorted(t for t, kind in types.items() if kind == "AWS::Kinesis::Stream")
         doc = " ".join((model.__doc__ or "").split())
         overview.append(f"| [`{detail_type}`](#{detail_type.lower()}) | `{model.source}` | {doc} | "
                         f"{', '.join(f'`{t}`' for t in targets) or '—'} |")
@@ -470,8 +473,13 @@ def event_catalogue() -> str:
             section += [f"In stage {stage_name}, an example of it matches these rules:", ""]
             section += [f"- `{rule}` → {', '.join(f'`{t}`' for t in targets_of)}" for rule, targets_of in routed]
             section.append("")
+        elif not on_bus:
+            section += [f"No rule sees it: `{model.source}` puts it on the stream "
+                        f"({', '.join(f'`{t}`' for t in targets) or 'none in this stage'}) itself, in the same "
+                        "envelope an EventBridge rule would deliver, so the same consumers read both.", ""]
         if example is not None:
-            section += ['??? example "The example, as EventBridge delivers it"', "",
+            section += ['??? example "The example, as EventBridge delivers it"' if on_bus else
+                        '??? example "The example, as it is put on the stream"', "",
                         "    ```json", *("    " + line for line in json.dumps(delivered, indent=2).splitlines()),
                         "    ```", ""]
         if exported:

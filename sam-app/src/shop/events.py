@@ -297,6 +297,8 @@ class ProductViewed(EventEnvelope):
 
     source: ClassVar[str] = "shop.storefront"
     detail_type: ClassVar[str] = "ProductViewed"
+    #: Where the producer puts it: the analytics stream, never the bus.
+    channel: ClassVar[str] = "kinesis"
 
     # The stream's partition key: one session's events share a shard, in order.
     session_id: str = Field(min_length=1)
@@ -308,6 +310,8 @@ class ProductAddedToCart(EventEnvelope):
 
     source: ClassVar[str] = "shop.storefront"
     detail_type: ClassVar[str] = "ProductAddedToCart"
+    #: Where the producer puts it: the analytics stream, never the bus.
+    channel: ClassVar[str] = "kinesis"
 
     session_id: str = Field(min_length=1)
     sku: str = Field(min_length=1)
