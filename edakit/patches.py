@@ -10,15 +10,17 @@ never sent.
 from __future__ import annotations
 
 import base64
+import functools
 import datetime as dt
 import json
 import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable
 
+import jsonpath_ng.ext
 from moto.awslambda.exceptions import LambdaClientError
 from moto.awslambda.models import LambdaBackend, LambdaFunction
-from moto.events.models import Rule
+from moto.events.models import Archive, Replay, ReplayState, Rule, events_backends
 from moto.sns.models import Subscription
 from moto.sqs.models import SQSBackend
 from moto.utilities.arns import parse_arn
@@ -332,7 +334,37 @@ def _get_configuration(function: LambdaFunction, *args: Any, **kwargs: Any) -> d
 def _update_configuration(function: LambdaFunction, config_updates: dict[str, Any]) -> dict[str, Any]:
     if "DeadLetterConfig" in config_updates:
         function.dead_letter_config = dict(config_updates["DeadLetterConfig"] or {})  # type: ignore[attr-defined]
-    return _originals["update_configuration"](function, config_updates)
+    result = _originals["update_configuration"](function, config_updates)
+    # New Environment variables apply from the next invocation, as on AWS.
+    running = active_cloud().find_function(function.function_name) if _active is not None else None
+    if running is not None and "Environment" in config_updates:
+        running.environment = dict((config_updates["Environment"] or {}).get("Variables") or {})
+    return result
+
+
+def _replay_events(replay: Replay, archive: Archive) -> None:
+    """StartReplay sends back the archived events that occurred between EventStartTime and
+    EventEndTime, to the rules named in Destination.FilterArns (every rule of the bus without
+    it), each event marked with a `replay-name` field. moto replays every archived event to
+    every rule, whatever the times and FilterArns.
+    https://docs.aws.amazon.com/eventbridge/latest/APIReference/API_StartReplay.html
+    """
+    start, end = float(replay.event_start_time), float(replay.event_end_time)
+    only = set(replay.destination.get("FilterArns") or [])
+    backend = events_backends[replay.account_id][replay.region]
+    bus = backend.describe_event_bus(replay.destination["Arn"].split("/")[-1])
+    for event in archive.events:
+        occurred = event.get("time")
+        if isinstance(occurred, str):
+            occurred = dt.datetime.fromisoformat(occurred.replace("Z", "+00:00")).timestamp()
+        if not start <= float(occurred) <= end:
+            continue
+        for rule in list(bus.rules.values()):
+            if only and rule.arn not in only:
+                continue
+            rule.send_to_targets({**event, "replay-name": replay.name})
+    replay.state = ReplayState.COMPLETED
+    replay.end_time = dt.datetime.now(dt.timezone.utc).timestamp()
 
 
 def _put_event_invoke_config(backend: LambdaBackend, function_name: str, config: dict[str, Any]) -> dict[str, Any]:
@@ -372,6 +404,12 @@ def install(cloud: "LocalCloud") -> None:
         )
     _active = cloud
     _originals["send_to_targets"] = Rule.send_to_targets
+    _originals["replay_events"] = Replay.replay_events
+    Replay.replay_events = _replay_events  # type: ignore[method-assign]
+    # moto parses the same few JSONPaths (an archive's input template) for every event, and
+    # jsonpath_ng builds its parser anew each time (about 15 ms): parse each path once.
+    _originals["jsonpath_parse"] = jsonpath_ng.ext.parse
+    jsonpath_ng.ext.parse = functools.lru_cache(maxsize=256)(jsonpath_ng.ext.parse)
     _originals["publish"] = Subscription.publish
     _originals["invoke"] = LambdaBackend.invoke
     _originals["retention"] = SQSBackend.is_message_valid_based_on_retention_period
@@ -395,6 +433,8 @@ def uninstall() -> None:
     global _active
     if _originals:
         Rule.send_to_targets = _originals.pop("send_to_targets")  # type: ignore[method-assign]
+        Replay.replay_events = _originals.pop("replay_events")  # type: ignore[method-assign]
+        jsonpath_ng.ext.parse = _originals.pop("jsonpath_parse")
         Subscription.publish = _originals.pop("publish")  # type: ignore[method-assign]
         LambdaBackend.invoke = _originals.pop("invoke")  # type: ignore[method-assign]
         SQSBackend.is_message_valid_based_on_retention_period = _originals.pop("retention")  # type: ignore[method-assign]

@@ -1,5 +1,5 @@
-"""The inventory domain: reserving stock for a placed order, every line or none, and
-seeding stock levels. Nothing here knows about DynamoDB; the adapter does.
+"""The inventory domain: reserving stock for a placed order, every line or none, releasing
+it when the order is cancelled (once), and seeding stock levels. Nothing here knows about DynamoDB; the adapter does.
 """
 
 from __future__ import annotations
@@ -9,7 +9,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from shop.events import InventoryReserved, OrderLine, OrderPlaced, OutOfStock, ReservedLine
+from shop.events import (
+    InventoryReserved,
+    OrderCancelled,
+    OrderLine,
+    OrderPlaced,
+    OutOfStock,
+    ReservedLine,
+)
 from shop.orders import accept_order, follow_up
 
 
@@ -32,6 +39,15 @@ class StockRepository(Protocol):
         Returns None when the order's stock is reserved, now or by an earlier attempt
         (an order is reserved once, however often its event arrives). Returns the
         Shortage of a line that stock cannot cover when nothing was reserved.
+        """
+        ...
+
+    def release(self, order_id: str, lines: Sequence[ReservedLine]) -> bool:
+        """Give every line's quantity back to stock and mark the order's reservation released,
+        all in one atomic step, or change nothing.
+
+        Returns False, changing nothing, when the order has no reservation or it was
+        released before (a cancelled order's stock comes back once).
         """
         ...
 
@@ -64,6 +80,14 @@ def reserve_inventory(stock: StockRepository, order: OrderPlaced) -> InventoryRe
         available=shortage.available,
         **follow_up(OutOfStock, order.order_id, order),
     )
+
+
+def release_inventory(stock: StockRepository, cancelled: OrderCancelled) -> bool:
+    """The order was cancelled after its stock was reserved: put the stock back, once.
+
+    False: nothing to release (already released by an earlier delivery, or never reserved).
+    """
+    return stock.release(cancelled.order_id, cancelled.lines)
 
 
 def reserved_lines(lines: Sequence[OrderLine]) -> tuple[ReservedLine, ...]:

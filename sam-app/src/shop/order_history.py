@@ -11,7 +11,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from shop.events import EventEnvelope, InventoryReserved, OrderConfirmed, OrderPlaced, OutOfStock
+from shop.events import (
+    EventEnvelope,
+    InventoryReserved,
+    OrderCancelled,
+    OrderConfirmed,
+    OrderPlaced,
+    OutOfStock,
+)
 
 #: The status each lifecycle event gives an order.
 STATUS_AFTER: dict[type[EventEnvelope], str] = {
@@ -19,6 +26,7 @@ STATUS_AFTER: dict[type[EventEnvelope], str] = {
     InventoryReserved: "RESERVED",
     OutOfStock: "OUT_OF_STOCK",
     OrderConfirmed: "CONFIRMED",
+    OrderCancelled: "CANCELLED",  # chapter 7: the payment was declined
 }
 
 

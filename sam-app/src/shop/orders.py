@@ -18,9 +18,12 @@ from shop.events import (
     EventEnvelope,
     InventoryReserved,
     OrderConfirmed,
+    OrderCancelled,
     OrderLine,
     OrderPlaced,
     OutOfStock,
+    PaymentFailed,
+    PaymentSucceeded,
 )
 
 CATALOGUE: Mapping[str, str] = MappingProxyType(
@@ -111,6 +114,7 @@ class OrderStatus(StrEnum):
     PLACED = "PLACED"
     CONFIRMED = "CONFIRMED"
     OUT_OF_STOCK = "OUT_OF_STOCK"
+    CANCELLED = "CANCELLED"  # payment declined after the stock was reserved (chapter 7)
 
 
 @dataclass(frozen=True)
@@ -156,8 +160,11 @@ class OrderStatusRepository(Protocol):
         ...
 
 
-def confirm_order(orders: OrderStatusRepository, reserved: InventoryReserved) -> OrderConfirmed:
-    """The order's stock is reserved: mark it CONFIRMED and return the OrderConfirmed to publish.
+def confirm_order(
+    orders: OrderStatusRepository, reserved: InventoryReserved | PaymentSucceeded
+) -> OrderConfirmed:
+    """The order's stock is reserved (and, where the shop takes payments, the order is
+    paid): mark it CONFIRMED and return the OrderConfirmed to publish.
 
     An order that is already CONFIRMED (a retry after the first attempt failed to
     publish) gives the same OrderConfirmed again, with the same event_id.
@@ -174,6 +181,22 @@ def confirm_order(orders: OrderStatusRepository, reserved: InventoryReserved) ->
 def mark_out_of_stock(orders: OrderStatusRepository, out_of_stock: OutOfStock) -> None:
     """Nothing was reserved for the order: mark it OUT_OF_STOCK (once; a redelivery changes nothing)."""
     _move(orders, out_of_stock.order_id, OrderStatus.OUT_OF_STOCK)
+
+
+def cancel_order(orders: OrderStatusRepository, failed: PaymentFailed) -> OrderCancelled:
+    """The payment was declined after the stock was reserved: mark the order CANCELLED and
+    return the OrderCancelled to publish (the compensation: inventory releases its lines).
+
+    An order that is already CANCELLED (a retry) gives the same OrderCancelled again.
+    """
+    order = _move(orders, failed.order_id, OrderStatus.CANCELLED)
+    return OrderCancelled(
+        order_id=order.order_id,
+        customer_id=order.customer_id,
+        reason=failed.reason,
+        lines=failed.lines,
+        **follow_up(OrderCancelled, order.order_id, failed),
+    )
 
 
 def _move(orders: OrderStatusRepository, order_id: str, new: OrderStatus) -> RecordedOrder:

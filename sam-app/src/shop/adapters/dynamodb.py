@@ -175,6 +175,41 @@ class DynamoDBStockRepository:
             return _why_cancelled(error, lines)
         return None
 
+    def release(self, order_id: str, lines: Sequence[ReservedLine]) -> bool:
+        """One transaction: mark the reservation released, plus one stock increase per line."""
+        released = {
+            "Update": {
+                "TableName": self.reservations_table_name,
+                "Key": {"order_id": {"S": order_id}},
+                "UpdateExpression": "SET released = :yes",
+                # Only a reservation not yet released: a second OrderCancelled changes nothing.
+                # https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/transaction-apis.html
+                "ConditionExpression": "attribute_exists(order_id) AND attribute_not_exists(released)",
+                "ExpressionAttributeValues": {":yes": {"BOOL": True}},
+            }
+        }
+        gives = [
+            {
+                "Update": {
+                    "TableName": self.table_name,
+                    "Key": {"sku": {"S": line.sku}},
+                    "UpdateExpression": "SET stock = stock + :quantity",
+                    "ExpressionAttributeValues": {":quantity": {"N": str(line.quantity)}},
+                }
+            }
+            for line in lines
+        ]
+        try:
+            self.client.transact_write_items(TransactItems=[released, *gives])
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") != "TransactionCanceledException":
+                raise
+            reasons = error.response.get("CancellationReasons") or []
+            if reasons and reasons[0].get("Code") == "ConditionalCheckFailed":
+                return False
+            raise
+        return True
+
     def set_stock(self, sku: str, quantity: int) -> None:
         self.client.put_item(
             TableName=self.table_name,

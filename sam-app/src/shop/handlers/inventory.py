@@ -1,6 +1,7 @@
 """Lambda entrypoint of the inventory service. An EventBridge rule invokes it asynchronously
 with each OrderPlaced: it reserves stock for every line or none, and publishes
-InventoryReserved or OutOfStock. A redelivered event has one effect.
+InventoryReserved or OutOfStock. From chapter 7, another rule brings OrderCancelled: the
+order's reserved stock goes back, once. A redelivered event has one effect.
 """
 
 from __future__ import annotations
@@ -13,8 +14,8 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from shop.adapters.dynamodb import DynamoDBStockRepository
 from shop.adapters.eventbridge import EventBridgePublisher, EventPublisher
 from shop.channels import Consumer, IdempotentEvents
-from shop.events import OrderPlaced
-from shop.inventory import StockRepository, reserve_inventory
+from shop.events import OrderCancelled, OrderPlaced
+from shop.inventory import StockRepository, release_inventory, reserve_inventory
 
 logger = Logger()  # service name from POWERTOOLS_SERVICE_NAME
 
@@ -34,6 +35,14 @@ def on_order_placed(order: OrderPlaced) -> dict[str, str]:
             "event_id": outcome.event_id}
 
 
+def on_order_cancelled(cancelled: OrderCancelled) -> dict[str, Any]:
+    """Release the cancelled order's stock (the compensation of its reservation); nothing to publish."""
+    released = release_inventory(_stock(), cancelled)
+    logger.info("Stock released" if released else "Nothing to release",
+                extra={"correlation_id": cancelled.correlation_id, "order_id": cancelled.order_id})
+    return {"order_id": cancelled.order_id, "released": released}
+
+
 def _stock() -> StockRepository:
     global stock
     if stock is None:
@@ -49,7 +58,7 @@ def _publisher() -> EventPublisher:
 
 
 consumer = Consumer(
-    {OrderPlaced: on_order_placed},
+    {OrderPlaced: on_order_placed, OrderCancelled: on_order_cancelled},
     logger,
     idempotency=IdempotentEvents(),  # on the table named by IDEMPOTENCY_TABLE_NAME
 )

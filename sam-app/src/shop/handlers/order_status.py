@@ -14,7 +14,14 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from shop.adapters.order_history import DynamoDBStatusHistory
 from shop.channels import Consumer
-from shop.events import EventEnvelope, InventoryReserved, OrderConfirmed, OrderPlaced, OutOfStock
+from shop.events import (
+    EventEnvelope,
+    InventoryReserved,
+    OrderCancelled,
+    OrderConfirmed,
+    OrderPlaced,
+    OutOfStock,
+)
 from shop.order_history import StatusHistory, record_status_change
 
 logger = Logger()  # service name from POWERTOOLS_SERVICE_NAME
@@ -40,7 +47,8 @@ def _history() -> StatusHistory:
 # redelivered event one effect (its event_id is kept with the history).
 consumer = Consumer(
     {OrderPlaced: on_lifecycle_event, InventoryReserved: on_lifecycle_event,
-     OutOfStock: on_lifecycle_event, OrderConfirmed: on_lifecycle_event},
+     OutOfStock: on_lifecycle_event, OrderConfirmed: on_lifecycle_event,
+     OrderCancelled: on_lifecycle_event},
     logger,
 )
 fifo_batch = SqsFifoPartialProcessor()
