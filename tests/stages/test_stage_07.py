@@ -40,8 +40,6 @@ from shop.storefront import Cart, Storefront  # noqa: E402
 
 STAGE = "07-resilience"
 PREVIOUS_STAGE = "06-analytics"
-#: Stage 7 is built on stage 5 until stage 6's template is there.
-FALLBACK_PREVIOUS_STAGE = "05-fanout"
 NOTEBOOK = NOTEBOOKS / "07-resilience.py"
 NOTEBOOK_SECONDS = 10
 #: The chaos test's wall time: the target on a quiet machine is about 40 s; it fails only past
@@ -395,11 +393,8 @@ class TestChaos:
 
 
 def base_stage(current: dict[str, Any]) -> str:
-    """The stage this template builds on: stage 6 once its resources are all in, else stage 5."""
-    stage_6 = CHAPTERS / PREVIOUS_STAGE / "template.yaml"
-    if stage_6.exists() and set(read_template(stage_6)["Resources"]) <= set(current["Resources"]):
-        return PREVIOUS_STAGE
-    return FALLBACK_PREVIOUS_STAGE
+    """The stage this template builds on."""
+    return PREVIOUS_STAGE
 
 
 class TestResources:
