@@ -154,10 +154,12 @@ def run(template: Path = SAM_APP / "template.yaml", seed: int = 7, *,
         print(f"  retries              {redelivered} SQS redeliveries after a visibility timeout")
         if statuses:
             print("  orders by status     " + ", ".join(f"{status} {count}" for status, count in sorted(statuses.items())))
-        notifications = getattr(cloud, "notifications", [])
-        if notifications:
-            channels = Counter(n["protocol"] if isinstance(n, dict) else getattr(n, "protocol", "?") for n in notifications)
-            print("  notifications        " + ", ".join(f"{count} by {protocol}" for protocol, count in sorted(channels.items()))
+        if cloud.notifications:
+            topics = {arn: logical for logical, arn in cloud.deployment.physical_ids.items()
+                      if cloud.deployment.resource_types.get(logical) == "AWS::SNS::Topic"}
+            channels = Counter((topics.get(n.topic_arn, n.topic_arn), n.protocol) for n in cloud.notifications)
+            print("  notifications        " + ", ".join(f"{count} by {protocol} from {topic}"
+                                                        for (topic, protocol), count in sorted(channels.items()))
                   + " (recorded, never sent)")
         print("  dead-letter queues")
         for queue, bodies in dead.items():
@@ -177,7 +179,7 @@ def run(template: Path = SAM_APP / "template.yaml", seed: int = 7, *,
                 print(f"      - order {order.order_id[:8]} ({order.correlation_id}): {reason}")
         # With inventory in the stage, an order is settled once confirmed or out of stock;
         # before that stage, being recorded is all that happens to it.
-        final = ("CONFIRMED", "OUT_OF_STOCK") if "StockTable" in cloud.deployment.physical_ids else tuple(statuses)
+        final = ("CONFIRMED", "OUT_OF_STOCK", "CANCELLED") if "StockTable" in cloud.deployment.physical_ids else tuple(statuses)
         settled = sum(statuses.get(s, 0) for s in final)
         lost = placed - settled - len(poison_ids)
         print(f"  lost                 {lost}")

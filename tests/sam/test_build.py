@@ -39,8 +39,10 @@ def _pins(path: Path) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def built() -> Path:
     done = subprocess.run(
-        [str(BIN / "sam"), "build", "--template-file", str(SAM_APP / "template.yaml"),
-         "--build-dir", str(BUILD), "--cache-dir", str(ROOT / "build" / "sam-cache")],
+        # Not cached (samconfig.toml's default for `make deploy`): a cached build keeps its
+        # dependencies in .aws-sam/deps, which an interrupted build can leave half-written.
+        [str(BIN / "sam"), "build", "--no-cached", "--template-file", str(SAM_APP / "template.yaml"),
+         "--build-dir", str(BUILD)],
         cwd=SAM_APP, capture_output=True, text=True, env=ENV, timeout=600,
     )
     assert done.returncode == 0, done.stdout + done.stderr

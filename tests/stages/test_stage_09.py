@@ -38,8 +38,6 @@ from shop.storefront import Cart, Storefront  # noqa: E402
 
 STAGE = "09-security"
 PREVIOUS_STAGE = "08-observability"
-#: Stages 6 to 8 are written beside this one; until they exist, stage 9 is stage 5 plus security.
-BASE_STAGE = "05-fanout"
 NOTEBOOK = NOTEBOOKS / "09-security.py"
 NOTEBOOK_SECONDS = 10
 CHECKOV = Path(__file__).resolve().parents[2] / ".venv-checkov" / "bin" / "checkov"
@@ -47,7 +45,11 @@ CHECKOV = Path(__file__).resolve().parents[2] / ".venv-checkov" / "bin" / "check
 NEW_PRODUCT = "NEW-PRODUCT-001"
 #: What stage 9 adds: the key, its alias, and a policy for each queue or topic that had none.
 ADDED_IN_STAGE_9 = ["ShopKey", "ShopKeyAlias", "ConsumerFailuresQueuePolicy", "OrdersDLQPolicy",
-                    "OrderStatusDLQPolicy", "OrderStatusTopicPolicy"]
+                    "OrderStatusDLQPolicy", "OrderStatusTopicPolicy", "AnalyticsFailuresQueuePolicy",
+                    "PaymentsDLQPolicy", "AlarmTopicPolicy"]
+#: A customer whose card the simulated gateway declines (shop.payments.DECLINED_CUSTOMER_PREFIX):
+#: the order is cancelled and its stock released.
+DECLINED_CUSTOMER = "declined-dave"
 
 
 def exceptions_file(stage_dir: Path) -> Path:
@@ -59,12 +61,20 @@ def cart(customer_id: str, sku: str, quantity: int) -> Cart:
 
 
 def run_scenario(cloud: LocalCloud) -> list[OrderPlaced]:
-    """Stage 5's day: a confirmed order, an out-of-stock one, and a poison order that fails
-    order processing three times (then the DLQ) and inventory three times (then OnFailure)."""
+    """A day of every function: confirmed orders (paid, some after a transient gateway failure),
+    an out-of-stock one, a declined payment (the order is cancelled and its stock released), a
+    poison order that fails order processing three times (then the DLQ) and inventory three
+    times (then OnFailure), and the storefront's clickstream for the analytics."""
+    from shop.clickstream import Clickstream
+    from shop.events import ProductViewed
+
     seed_stock(DynamoDBStockRepository(cloud.physical_id("StockTable"), cloud.physical_id("ReservationsTable")),
-               {"BOOK-001": 5, "MUG-001": 1})
+               {"BOOK-001": 20, "MUG-001": 1})
+    Clickstream(cloud.outputs["AnalyticsStreamName"]).put(
+        [ProductViewed(session_id=f"session-{n}", sku="BOOK-001") for n in range(3)])
     orders = Storefront(cloud.outputs["EventBusName"]).place_orders(
-        [cart("alice", "BOOK-001", 2), cart("bob", "MUG-001", 2), cart("carol", NEW_PRODUCT, 1)])
+        [cart("alice", "BOOK-001", 2), cart("bob", "MUG-001", 2), cart("carol", NEW_PRODUCT, 1),
+         cart(DECLINED_CUSTOMER, "BOOK-001", 1), cart("erin", "BOOK-001", 1), cart("frank", "BOOK-001", 1)])
     cloud.run_until_idle()
     return orders
 
@@ -106,13 +116,21 @@ class TestScenario:
         """Encryption at rest and the TLS rules change nothing the shop does.
         https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/sqs-server-side-encryption.html
         """
-        cloud, (alice, bob, poison) = after_scenario
+        cloud, (alice, bob, poison, dave, erin, frank) = after_scenario
         statuses = {i.result["order_id"]: i.result["order_status"] for i in cloud.invocations("NotificationFunction")}
-        assert statuses == {alice.order_id: "CONFIRMED", bob.order_id: "OUT_OF_STOCK"}
+        assert statuses == {alice.order_id: "CONFIRMED", bob.order_id: "OUT_OF_STOCK",
+                            erin.order_id: "CONFIRMED", frank.order_id: "CONFIRMED"}
+        recorded = boto3.client("dynamodb").get_item(TableName=cloud.outputs["OrdersTableName"],
+                                                     Key={"order_id": {"S": dave.order_id}})["Item"]
+        assert recorded["status"]["S"] == "CANCELLED"
+        stock = DynamoDBStockRepository(cloud.physical_id("StockTable"), cloud.physical_id("ReservationsTable"))
+        assert stock.stock_of("BOOK-001") == 20 - 2 - 1 - 1  # dave's book went back
         assert [json.loads(m)["detail"]["order_id"] for m in cloud.messages("OrdersDLQ")] == [poison.order_id]
         [failure] = [json.loads(m) for m in cloud.messages("ConsumerFailuresQueue")]
         assert failure["requestPayload"]["detail"]["order_id"] == poison.order_id
-        assert sorted(n.protocol for n in cloud.notifications) == ["email", "email", "sms"]
+        customer = [n.protocol for n in cloud.notifications if n.topic_arn == cloud.physical_id("OrderStatusTopic")]
+        assert sorted(customer) == ["email"] * 4 + ["sms"] * 3
+        assert boto3.client("dynamodb").scan(TableName=cloud.outputs["AnalyticsTableName"])["Items"]
 
 
 class TestLeastPrivilege:
@@ -127,8 +145,8 @@ class TestLeastPrivilege:
         report = least_privilege(cloud, load_exceptions(exceptions_file(stage_dir)))
         assert report.problems() == []
         assert report.not_evaluated() == []
-        assert set(report.functions) == {"OrderProcessingFunction", "InventoryFunction",
-                                         "OrderStatusFunction", "NotificationFunction"}
+        assert set(report.functions) == {"OrderProcessingFunction", "InventoryFunction", "OrderStatusFunction",
+                                         "NotificationFunction", "AnalyticsFunction", "PaymentsFunction"}
 
     def test_every_exception_still_covers_an_unused_grant(
         self, after_scenario: tuple[LocalCloud, list[OrderPlaced]], stage_dir: Path
@@ -229,9 +247,12 @@ class TestEncryption:
             'queue plain-queue accepts requests without TLS: add a Deny statement on aws:SecureTransport "false" '
             "to its queue policy"]
 
-    def test_the_key_rotates_and_lets_exactly_eventbridge_and_sns_use_it(self, cloud: LocalCloud) -> None:
-        """https://docs.aws.amazon.com/kms/latest/developerguide/rotate-keys.html
+    def test_the_key_rotates_and_lets_exactly_eventbridge_sns_and_cloudwatch_use_it(self, cloud: LocalCloud) -> None:
+        """EventBridge and SNS encrypt what they deliver to the encrypted queues; CloudWatch what its
+        alarms publish to the encrypted alarm topic.
+        https://docs.aws.amazon.com/kms/latest/developerguide/rotate-keys.html
         https://docs.aws.amazon.com/kms/latest/developerguide/key-policy-default.html
+        https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/AlarmThatSendsEmail.html
         """
         kms = boto3.client("kms")
         key_id = cloud.physical_id("ShopKey")
@@ -239,7 +260,8 @@ class TestEncryption:
         policy = json.loads(kms.get_key_policy(KeyId=key_id, PolicyName="default")["Policy"])
         principals = [s["Principal"] for s in policy["Statement"]]
         assert principals == [{"AWS": f"arn:aws:iam::{cloud.account_id}:root"},
-                              {"Service": "events.amazonaws.com"}, {"Service": "sns.amazonaws.com"}]
+                              {"Service": "events.amazonaws.com"}, {"Service": "sns.amazonaws.com"},
+                              {"Service": "cloudwatch.amazonaws.com"}]
 
     def test_eventbridge_and_sns_may_send_to_every_encrypted_queue_they_deliver_to(self, cloud: LocalCloud) -> None:
         """The queue policy lets the service send; the key policy lets it encrypt for the queue.
@@ -311,9 +333,9 @@ class TestCheckov:
 
 
 class TestResources:
-    def test_every_resource_of_stage_5_is_kept_and_only_the_security_resources_are_added(self, stage_dir: Path) -> None:
+    def test_every_resource_of_stage_8_is_kept_and_only_the_security_resources_are_added(self, stage_dir: Path) -> None:
         """https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/template-anatomy.html"""
-        base = read_template(CHAPTERS / BASE_STAGE / "template.yaml")
+        base = read_template(CHAPTERS / PREVIOUS_STAGE / "template.yaml")
         current = read_template(stage_dir / "template.yaml")
         assert sorted(set(current["Resources"]) - set(base["Resources"])) == sorted(ADDED_IN_STAGE_9)
         assert set(base["Resources"]) <= set(current["Resources"])
@@ -333,9 +355,8 @@ class TestResources:
 
 
 def diffed_from() -> str:
-    """The stage the README's diff starts from: stage 5, whose copy stage 9 is for now. When
-    stage 9 carries stages 6 to 8, return PREVIOUS_STAGE and rerun this file."""
-    return BASE_STAGE
+    """The stage the README's diff starts from: the previous one."""
+    return PREVIOUS_STAGE
 
 
 def template_diff() -> str:
