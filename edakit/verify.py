@@ -91,30 +91,78 @@ def cfn_lint(cloudformation: Path) -> Step:
     return Step(name, False, "\n".join(findings))
 
 
+def checkov_failures(cloudformation: Path) -> list[tuple[str, str]]:
+    """(check id, logical id) of every failed checkov check on a translated template (JSON)."""
+    if not CHECKOV.exists():
+        raise EdakitError(f"{CHECKOV} is missing: `make checkov-env` installs checkov in its own environment.")
+    done = _run([str(CHECKOV), "-f", str(cloudformation), "--framework", "cloudformation", "--skip-download",
+                 "--quiet", "--compact", "-o", "json"])
+    try:
+        report = json.loads(done.stdout) if done.stdout.strip() else {}
+    except json.JSONDecodeError:
+        raise EdakitError(f"checkov did not report: {(done.stdout + done.stderr).strip()[-500:]}") from None
+    if done.returncode not in (0, 1):
+        raise EdakitError(f"checkov failed to run: {done.stderr.strip()[-500:]}")
+    if isinstance(report, list):
+        report = next((r for r in report if r.get("check_type") == "cloudformation"), {})
+    failed = (report.get("results") or {}).get("failed_checks", [])
+    return sorted({(f["check_id"], f["resource"].rsplit(".", 1)[-1]) for f in failed})
+
+
+@dataclass(frozen=True)
+class Skip:
+    """A checkov check the template is allowed to fail, with its reason; on some resources only,
+    or on all of them (resources is None)."""
+
+    check: str
+    why: str
+    resources: tuple[str, ...] | None = None
+
+    def covers(self, check: str, resource: str) -> bool:
+        return check == self.check and (self.resources is None or resource in self.resources)
+
+
+def load_skips(path: Path) -> list[Skip]:
+    """checkov-skips.yaml: check id -> its reason, or {why, resources} for some resources only.
+    A skip without a reason is refused: every skip is a decision someone must be able to read."""
+    import yaml
+
+    document = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(document, dict):
+        raise EdakitError(f"{path}: expected a mapping of check id to reason")
+    skips = []
+    for check, value in document.items():
+        why, resources = (value.get("why"), value.get("resources")) if isinstance(value, dict) else (value, None)
+        if not str(why or "").strip():
+            raise EdakitError(f"{path}: the skip of {check} has no reason; say why the check does not apply")
+        skips.append(Skip(str(check), str(why), tuple(resources) if resources else None))
+    return skips
+
+
+def unexplained(failures: list[tuple[str, str]], skips: list[Skip]) -> list[tuple[str, str]]:
+    """The failures no skip covers."""
+    return [f for f in failures if not any(s.covers(*f) for s in skips)]
+
+
+def stale(failures: list[tuple[str, str]], skips: list[Skip]) -> list[str]:
+    """Skips that cover no failure any more: they must go, so the list never outlives its reasons."""
+    return [s.check for s in skips if not any(s.covers(*f) for f in failures)]
+
+
 def checkov(cloudformation: Path, skips_file: Path | None) -> Step:
     name = "checkov on the translated template"
-    if not CHECKOV.exists():
-        return Step(name, False, f"{CHECKOV} is missing: `make checkov-env` installs checkov in its own environment.")
-    command = [str(CHECKOV), "--quiet", "--compact", "--skip-download", "--framework", "cloudformation",
-               "-o", "json", "-f", str(cloudformation)]
-    skips: dict[str, str] = {}
-    if skips_file is not None and skips_file.exists():
-        import yaml
-
-        skips = {str(k): str(v) for k, v in (yaml.safe_load(skips_file.read_text()) or {}).items()}
-        if skips:
-            command += ["--skip-check", ",".join(sorted(skips))]
-    done = _run(command)
     try:
-        report = json.loads(done.stdout or "{}")
-    except json.JSONDecodeError:
-        return Step(name, False, (done.stdout + done.stderr).strip()[-2000:])
-    reports = report if isinstance(report, list) else [report]
-    failed = [check for r in reports for check in r.get("results", {}).get("failed_checks", [])]
-    if not failed:
-        return Step(name, True, f"{len(skips)} check(s) skipped, each justified in {skips_file.name}" if skips and skips_file else "")
-    lines = [f"{c['check_id']} {c['resource']}: {c['check_name']}" for c in failed]
-    return Step(name, False, "\n".join(lines))
+        skips = load_skips(skips_file) if skips_file is not None and skips_file.exists() else []
+        failures = checkov_failures(cloudformation)
+    except EdakitError as error:
+        return Step(name, False, str(error))
+    problems = [f"{check} on {resource}: failed, and not in {skips_file.name if skips_file else 'checkov-skips.yaml'}"
+                for check, resource in unexplained(failures, skips)]
+    problems += [f"{check}: skipped, but it no longer fails; remove it from {skips_file.name}"
+                 for check in stale(failures, skips)] if skips_file else []
+    if problems:
+        return Step(name, False, "\n".join(problems))
+    return Step(name, True, f"{len(skips)} skipped check(s), each with its reason in {skips_file.name}" if skips else "")
 
 
 def local_cloud(template: Path) -> Step:

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from edakit.paths import SAM_APP
-from edakit.verify import cfn_lint, local_cloud, sam_validate, translated, verify
+from edakit.verify import CHECKOV, cfn_lint, checkov, local_cloud, sam_validate, translated, verify
 
 
 @dataclass(frozen=True)
@@ -47,6 +47,13 @@ MISTAKES = [
         "https://docs.aws.amazon.com/lambda/latest/dg/python-handler.html",
     ),
     Mistake(
+        "unencrypted-queue",
+        r"(  OrdersQueue:\n    Type: AWS::SQS::Queue\n    Properties:\n)      KmsMasterKeyId: !Ref ShopKey[^\n]*\n", r"\1",
+        "checkov",
+        r"CKV_AWS_27 on OrdersQueue: failed, and not in checkov-skips\.yaml",
+        "https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/sqs-server-side-encryption.html",
+    ),
+    Mistake(
         "reference-to-a-missing-resource",
         r"Queue: !GetAtt OrdersQueue\.Arn", "Queue: !GetAtt OrderQueue.Arn", "cfn-lint",
         r"OrderProcessingFunctionOrdersQueue\.Properties\.EventSourceArn\.Fn::GetAtt\.0: 'OrderQueue' is not one of the \d+ names allowed here \(no such resource\?\)",
@@ -73,6 +80,10 @@ def test_the_chain_names_the_seeded_mistake(mistake: Mistake, tmp_path: Path) ->
         step = sam_validate(template)
     elif mistake.step == "cfn-lint":
         step = cfn_lint(translated(template, tmp_path))
+    elif mistake.step == "checkov":
+        if not CHECKOV.exists():
+            pytest.skip("checkov is not installed: run `make checkov-env` (make test does)")
+        step = checkov(translated(template, tmp_path), SAM_APP / "checkov-skips.yaml")
     else:
         step = local_cloud(template)
     assert not step.ok, f"{mistake.id} was not caught by {step.name}"

@@ -21,7 +21,7 @@ import boto3
 import pytest
 import yaml
 
-from edakit import LocalCloud
+from edakit import LocalCloud, verify
 from edakit.chapters import stage_diff, with_block
 from edakit.errors import EdakitError
 from edakit.iam import least_privilege, load_exceptions, security_problems, service_delivery_problems
@@ -284,29 +284,14 @@ class TestEncryption:
 
 def checkov_failures(template: Path, tmp_path: Path) -> list[tuple[str, str]]:
     """(check id, logical id) of every failed checkov check on the translated template."""
-    translated = tmp_path / "translated.json"
-    translated.write_text(json.dumps(load_stage(template, "us-east-1").cloudformation))
-    done = subprocess.run([str(CHECKOV), "-f", str(translated), "--framework", "cloudformation", "--skip-download",
-                           "--quiet", "--compact", "-o", "json"], capture_output=True, text=True, timeout=300)
-    assert done.returncode in (0, 1), done.stderr
-    report = json.loads(done.stdout) if done.stdout.strip() else {}
-    if isinstance(report, list):
-        [report] = [r for r in report if r.get("check_type") == "cloudformation"]
-    failed = (report.get("results") or {}).get("failed_checks", [])
-    return sorted((f["check_id"], f["resource"].rsplit(".", 1)[-1]) for f in failed)
+    return verify.checkov_failures(verify.translated(template, tmp_path))
 
 
-def load_skips(stage_dir: Path) -> list[dict[str, Any]]:
-    """checkov-skips.yaml: check id -> its reason, or {why, resources} for a skip of some resources only."""
-    document = yaml.safe_load((stage_dir / "checkov-skips.yaml").read_text()) or {}
-    return [{"id": check, **(value if isinstance(value, dict) else {"why": value})} for check, value in document.items()]
+def load_skips(stage_dir: Path) -> list[verify.Skip]:
+    return verify.load_skips(stage_dir / "checkov-skips.yaml")
 
 
-def unexplained(failures: list[tuple[str, str]], skips: list[dict[str, Any]]) -> list[tuple[str, str]]:
-    def skipped(check: str, resource: str) -> bool:
-        return any(s["id"] == check and resource in s.get("resources", [resource]) for s in skips)
-
-    return [f for f in failures if not skipped(*f)]
+unexplained = verify.unexplained
 
 
 @pytest.mark.skipif(not CHECKOV.exists(), reason="checkov is not installed: run `make checkov-env` (make test does)")
@@ -314,11 +299,17 @@ class TestCheckov:
     """https://www.checkov.io/2.Basics/CLI%20Command%20Reference.html"""
 
     def test_checkov_finds_nothing_but_the_listed_skips_each_with_a_reason(self, stage_dir: Path, tmp_path: Path) -> None:
-        skips = load_skips(stage_dir)
-        assert [s["id"] for s in skips if not str(s.get("why") or "").strip()] == []
+        skips = load_skips(stage_dir)  # refuses a skip without a reason
         failures = checkov_failures(stage_dir / "template.yaml", tmp_path)
         assert unexplained(failures, skips) == []
-        assert [s["id"] for s in skips if s["id"] not in {c for c, _ in failures}] == [], "a skip no longer needed"
+        assert verify.stale(failures, skips) == [], "a skip no longer needed"
+
+    def test_a_skip_without_a_reason_is_refused(self, stage_dir: Path, tmp_path: Path) -> None:
+        document = yaml.safe_load((stage_dir / "checkov-skips.yaml").read_text())
+        document["CKV_AWS_117"] = " "
+        (tmp_path / "checkov-skips.yaml").write_text(yaml.safe_dump(document))
+        with pytest.raises(EdakitError, match="the skip of CKV_AWS_117 has no reason"):
+            load_skips(tmp_path)
 
     def test_an_unencrypted_queue_is_a_failed_check(self, stage_dir: Path, tmp_path: Path) -> None:
         """The check can fail: the orders queue without its key is refused (CKV_AWS_27)."""
