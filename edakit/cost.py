@@ -31,6 +31,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import boto3
+
 from .paths import SAM_APP, SHOP_SRC
 
 PRICES_AS_OF = "2026-11-27"
@@ -77,6 +79,8 @@ IDLE_POLLERS, LONG_POLL_SECONDS = 5, 20
 #: https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/sqs-server-side-encryption.html
 DATA_KEY_REUSE_SECONDS = 300
 STOCK_PER_SKU = 100_000
+#: The namespace of the shop's own metrics (POWERTOOLS_METRICS_NAMESPACE in the template).
+CUSTOM_NAMESPACE = "Shop"
 
 
 @dataclass
@@ -140,7 +144,11 @@ def _dynamodb_units(requests: Counter[tuple[str | None, str]], entries: Counter[
     return writes, reads
 
 
-def measure(template: Path = SAM_APP / "template.yaml", orders: int = 200, seed: int = 11) -> Usage:
+#: Orders in the scenario the README's table comes from.
+README_ORDERS = 50
+
+
+def measure(template: Path = SAM_APP / "template.yaml", orders: int = README_ORDERS, seed: int = 11) -> Usage:
     """Run the seeded scenario on `template` and count what it used."""
     from .cloud import LocalCloud
 
@@ -228,6 +236,14 @@ def _usage(cloud: Any, orders: int, messages: Counter[str], put_units: Counter[s
     q["kinesis_put_units"] = sum(put_units.values())
     q["logs_ingested"] = sum(len(line.encode()) + 26 for f in cloud.functions for line in cloud.logs(f)) / 1e9
     usage.notes["logs_ingested"] = "each event's bytes plus 26 bytes of metadata, as CloudWatch Logs meters them"
+    metrics = {(m["MetricName"], json.dumps(m.get("Dimensions", []), sort_keys=True))
+               for page in boto3.client("cloudwatch").get_paginator("list_metrics").paginate(Namespace=CUSTOM_NAMESPACE)
+               for m in page["Metrics"]}
+    if metrics:
+        usage.notes["custom_metrics"] = (
+            f"the functions publish {len(metrics)} metrics in the {CUSTOM_NAMESPACE} namespace (embedded metric format); "
+            f"each costs {PRICES['custom_metrics'].usd:.2f} USD a month, prorated by the hour, in the hours it is "
+            f"published: {len(metrics) * PRICES['custom_metrics'].usd:.2f} USD for a month of steady traffic")
     return usage
 
 
@@ -279,7 +295,7 @@ def table(usage: Usage, idle_quantities: Counter[str]) -> str:
     ]
     for key in sorted(cost_1000, key=lambda k: -cost_1000[k]):
         price = PRICES[key]
-        lines.append(f"| [{price.what}]({price.source}) | {_quantity(per_1000[key])} {price.unit} | {cost_1000[key]:.4f} |")
+        lines.append(f"| [{price.what}]({price.source}) | {_quantity(per_1000[key])} {price.unit} | {_usd(cost_1000[key])} |")
     lines.append(f"| **total** | | **{sum(cost_1000.values()):.4f}** |")
     lines += ["", "**Idle, per month** (no orders at all)", "", "| item | quantity | USD |", "| --- | ---: | ---: |"]
     for key in sorted(cost_idle, key=lambda k: -cost_idle[k]):
@@ -298,6 +314,10 @@ def table(usage: Usage, idle_quantities: Counter[str]) -> str:
         "which covers most of a learner's traffic.",
     ]
     return "\n".join(lines)
+
+
+def _usd(value: float) -> str:
+    return f"{value:.4f}" if value >= 0.0001 else "< 0.0001"
 
 
 def _quantity(value: float) -> str:
@@ -319,11 +339,15 @@ def with_table(readme: str, text: str) -> str:
 
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m edakit cost", description=__doc__.split("\n")[0])
-    parser.add_argument("--orders", type=int, default=200)
+    parser.add_argument("--orders", type=int, default=README_ORDERS)
     parser.add_argument("--write", action="store_true", help="put the table into sam-app/README.md")
     args = parser.parse_args(argv)
     if args.orders < 1:
         print("error: --orders must be at least 1", file=sys.stderr)
+        return 2
+    if args.write and args.orders != README_ORDERS:
+        print(f"error: the README's table is made from {README_ORDERS} orders (its test checks that); "
+              "drop --orders, or print a table for another count without --write", file=sys.stderr)
         return 2
     text = table(measure(orders=args.orders), idle())
     if args.write:
