@@ -14,6 +14,7 @@ import functools
 import datetime as dt
 import json
 import re
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -22,7 +23,8 @@ from moto.awslambda.exceptions import LambdaClientError
 from moto.awslambda.models import LambdaBackend, LambdaFunction
 from moto.events.models import Archive, Replay, ReplayState, Rule, events_backends
 from moto.sns.models import Subscription
-from moto.sqs.models import SQSBackend
+from moto.core.utils import camelcase_to_underscores
+from moto.sqs.models import Queue, SQSBackend
 from moto.utilities.arns import parse_arn
 
 from .errors import EdakitError
@@ -394,6 +396,40 @@ def _is_message_valid_based_on_retention_period(backend: SQSBackend, queue_name:
     return retention_period + message.sent_timestamp / 1000 > dt.datetime.now(dt.timezone.utc).timestamp()
 
 
+class _QueueAttributes(Mapping[str, Any]):
+    """moto's Queue.attributes, worked out one attribute at a time.
+
+    moto builds the whole dict, counting every message of the queue for the approximate
+    counts, each time it reads one attribute, and it reads ContentBasedDeduplication on
+    every send: the cost of a send grows with the queue's depth. The same names and values,
+    each computed only when read."""
+
+    def __init__(self, queue: Queue) -> None:
+        self._queue = queue
+        names = list(queue.BASE_ATTRIBUTES)
+        names += list(queue.FIFO_ATTRIBUTES) if queue.fifo_queue else []
+        names += list(queue.KMS_ATTRIBUTES) if queue.kms_master_key_id else []
+        names += ["Policy"] if queue.policy else []
+        names += ["RedrivePolicy"] if queue.redrive_policy else []
+        self._names = names
+
+    def __getitem__(self, name: str) -> Any:
+        if name not in self._names:
+            raise KeyError(name)
+        if name == "Policy":
+            return self._queue.policy
+        if name == "RedrivePolicy":
+            return json.dumps(self._queue.redrive_policy)
+        value = getattr(self._queue, camelcase_to_underscores(name))
+        return str(value).lower() if isinstance(value, bool) else value
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names)
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+
 def install(cloud: "LocalCloud") -> None:
     global _active
     if _active is not None:
@@ -414,6 +450,8 @@ def install(cloud: "LocalCloud") -> None:
     _originals["invoke"] = LambdaBackend.invoke
     _originals["retention"] = SQSBackend.is_message_valid_based_on_retention_period
     SQSBackend.is_message_valid_based_on_retention_period = _is_message_valid_based_on_retention_period  # type: ignore[method-assign]
+    _originals["queue_attributes"] = Queue.__dict__["attributes"]
+    Queue.attributes = property(_QueueAttributes)  # type: ignore[assignment,method-assign]
     _originals["create_event_source_mapping"] = LambdaBackend.create_event_source_mapping
     _originals["get_configuration"] = LambdaFunction.get_configuration
     _originals["update_configuration"] = LambdaFunction.update_configuration
@@ -438,6 +476,7 @@ def uninstall() -> None:
         Subscription.publish = _originals.pop("publish")  # type: ignore[method-assign]
         LambdaBackend.invoke = _originals.pop("invoke")  # type: ignore[method-assign]
         SQSBackend.is_message_valid_based_on_retention_period = _originals.pop("retention")  # type: ignore[method-assign]
+        Queue.attributes = _originals.pop("queue_attributes")  # type: ignore[method-assign]
         LambdaBackend.create_event_source_mapping = _originals.pop("create_event_source_mapping")  # type: ignore[method-assign]
         LambdaFunction.get_configuration = _originals.pop("get_configuration")  # type: ignore[method-assign]
         LambdaFunction.update_configuration = _originals.pop("update_configuration")  # type: ignore[method-assign]

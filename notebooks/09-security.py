@@ -22,9 +22,10 @@
 # resource. Then it decides each call against the role as deployed, the way IAM
 # does: an explicit deny wins, then an allow, else the implicit deny.
 #
-# This notebook runs stage 9 (`chapters/09-security/template.yaml`): stage 5's
-# shop with least-privilege roles, one customer managed KMS key for every queue,
-# topic and table, and queue and topic policies that refuse plain HTTP.
+# This notebook runs stage 9 (`chapters/09-security/template.yaml`, the finished
+# system in `sam-app/`): stage 8's shop with least-privilege roles, one customer
+# managed KMS key for every queue, topic, table and stream, and queue and topic
+# policies that refuse plain HTTP.
 
 # %%
 import sys
@@ -39,34 +40,29 @@ from edakit import LocalCloud, iam
 if str(edakit.paths.SHOP_SRC) not in sys.path:
     sys.path.insert(0, str(edakit.paths.SHOP_SRC))  # the shop's code, shared by every stage
 
-from shop.adapters.dynamodb import DynamoDBStockRepository
-from shop.events import OrderLine
-from shop.inventory import seed_stock
-from shop.storefront import Cart, Storefront
+from edakit.diagrams import architecture, show
+from edakit.scenarios import a_day_of_the_shop
 
 stage = edakit.paths.chapter("09")
 cloud = LocalCloud.from_template(stage)
 cloud.start()
-print(f"stage 9 is running: {len(cloud.deployment.physical_ids)} resources")
+print(f"stage 9 is running: {len(cloud.deployment.physical_ids)} resources, {len(cloud.functions)} functions")
+show(architecture(cloud))
 
 # %% [markdown]
 # ## A day of the shop
 #
-# Alice's order is confirmed, Bob's is out of stock, and Carol's names a product
-# the order service does not know yet: a poison order. It fails order processing
-# three times and lands in `OrdersDLQ`; inventory fails it three times and sends
-# the invocation record to `ConsumerFailuresQueue`. Every path of stage 5 runs.
+# Every function has work to do, so that every path a deployed shop takes in a
+# normal day is recorded. Alice's, Erin's and Frank's orders are paid (the
+# simulated gateway fails now and then, and payments retries) and confirmed; Bob's
+# is out of stock; Dave's card is declined, so his order is cancelled and its stock
+# released; Carol's names a product the order service does not know yet, a poison
+# order that ends in `OrdersDLQ` and `ConsumerFailuresQueue`. Meanwhile the
+# storefront's clickstream goes to the analytics stream. The stage test runs the
+# same day (`edakit/scenarios.py`).
 
 # %%
-def line(sku: str, quantity: int) -> OrderLine:
-    return OrderLine(sku=sku, quantity=quantity, unit_price_cents=1500)
-
-
-seed_stock(DynamoDBStockRepository(cloud.physical_id("StockTable"), cloud.physical_id("ReservationsTable")),
-           {"BOOK-001": 5, "MUG-001": 1})
-Storefront(cloud.outputs["EventBusName"]).place_orders(
-    [Cart("alice", [line("BOOK-001", 2)]), Cart("bob", [line("MUG-001", 2)]), Cart("carol", [line("NEW-PRODUCT-001", 1)])])
-cloud.run_until_idle()
+day = a_day_of_the_shop(cloud)
 print(Counter(i.function for i in cloud.invocations()))
 
 # %% [markdown]
@@ -99,7 +95,9 @@ display(Markdown("\n".join(rows)))
 #
 # A grant is one action of one policy statement. SAM's policy templates grant a
 # fixed set of actions, so some are never called: each of those is listed, with
-# its reason, in `chapters/09-security/least-privilege-exceptions.yaml`.
+# its reason, in `sam-app/least-privilege-exceptions.yaml` (the chapter links to it).
+# Where a template grants much more than the code calls, stage 9 writes the one
+# statement it needs instead: the payments ledger and the analytics results.
 
 # %%
 rows = ["| function | unused grant | why it stays |", "| --- | --- | --- |"]
@@ -126,10 +124,11 @@ print("\n".join(p for p in without.problems() if "not allowed" in p))
 # %% [markdown]
 # ## Encryption at rest, TLS in transit
 #
-# Every queue, the topic and every table use the shop's customer managed key
+# Every queue, topic, table and the stream use the shop's customer managed key
 # (rotated yearly). Every queue and topic policy denies any request whose
 # `aws:SecureTransport` is `false`. EventBridge and SNS, which write into the
-# encrypted queues on their own behalf, are allowed to by the key policy.
+# encrypted queues on their own behalf, and CloudWatch, which publishes alarms to
+# the encrypted alarm topic, are allowed to by the key policy.
 
 # %%
 key = boto3.client("kms").describe_key(KeyId=cloud.physical_id("ShopKey"))["KeyMetadata"]
@@ -138,6 +137,7 @@ encrypted = Counter(kind for kind, arn in
                     + [("topic", t.arn) for t in cloud.sns_backend.topics.values()]
                     + [("table", f"arn:aws:dynamodb:{cloud.region}:{cloud.account_id}:table/{t}")
                        for t in cloud.dynamodb_backend.tables]
+                    + [("stream", s.arn) for s in cloud.kinesis_backend.streams.values()]
                     if iam.customer_managed_key(cloud, arn) == key["Arn"])
 print(f"encrypted with ShopKey ({key['KeyManager'].lower()} managed): {dict(encrypted)}")
 print(f"problems: {iam.security_problems(cloud) + iam.service_delivery_problems(cloud) or 'none'}")
@@ -155,10 +155,10 @@ cloud.stop()
 # - The execution role is used by more than the code: event source polling, logs,
 #   DLQs and destinations, and the KMS calls behind encrypted queues, topics and tables.
 # - A customer managed key encrypts at rest; its key policy must let the services
-#   that write on their own behalf (EventBridge, SNS) use it.
+#   that write on their own behalf (EventBridge, SNS, CloudWatch) use it.
 # - A `Deny` on `aws:SecureTransport: "false"` makes TLS mandatory.
 #
-# ## Exercises
+# ## Try this
 #
 # 1. Replace `DynamoDBReadPolicy` of `OrderStatusFunction` by `DynamoDBCrudPolicy` and
 #    run `pytest tests/stages/test_stage_09.py`: which grants does the test name?

@@ -441,3 +441,49 @@ class TestVirtualTime:
         assert cloud.physical_id("Queue").rsplit("/", 1)[-1] in message
         assert "DLQ" in message
         assert len(cloud.invocations("Consumer")) >= 300 // VISIBILITY_TIMEOUT  # one try per timeout
+
+
+class TestQueueAttributes:
+    def test_get_queue_attributes_is_what_moto_computes_one_attribute_at_a_time(self, template) -> None:
+        """The local cloud works moto's queue attributes out one at a time (moto rebuilds them all,
+        counting every message, on each send); GetQueueAttributes still answers the same, for a FIFO
+        queue with a DLQ, a key and a policy, and while messages wait.
+        https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_GetQueueAttributes.html
+        """
+        from moto.sqs.models import Queue
+
+        from edakit import patches
+
+        path = template("""
+            Key:
+              Type: AWS::KMS::Key
+              Properties:
+                KeyPolicy: {Version: "2012-10-17", Statement: [{Effect: Allow, Principal: {AWS: "*"}, Action: "kms:*", Resource: "*"}]}
+            Dlq:
+              Type: AWS::SQS::Queue
+              Properties: {FifoQueue: true}
+            Work:
+              Type: AWS::SQS::Queue
+              Properties:
+                FifoQueue: true
+                ContentBasedDeduplication: true
+                KmsMasterKeyId: !Ref Key
+                RedrivePolicy: {deadLetterTargetArn: !GetAtt Dlq.Arn, maxReceiveCount: 3}
+        """)
+        with LocalCloud.from_template(path) as cloud:
+            url = cloud.physical_id("Work")
+            sqs = boto3.client("sqs")
+            sqs.set_queue_attributes(QueueUrl=url, Attributes={"Policy": json.dumps({"Version": "2012-10-17", "Statement": [
+                {"Effect": "Deny", "Principal": "*", "Action": "sqs:*", "Resource": "*",
+                 "Condition": {"Bool": {"aws:SecureTransport": "false"}}}]})})
+            for n in range(3):
+                sqs.send_message(QueueUrl=url, MessageBody=f"order {n}", MessageGroupId="g")
+            queue = cloud.sqs_backend.get_queue(url.rsplit("/", 1)[-1])
+            assert isinstance(Queue.attributes.fget(queue), patches._QueueAttributes)
+            moto_own = patches._originals["queue_attributes"].fget(queue)
+            answered = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+        assert dict(patches._QueueAttributes(queue)) == moto_own
+        assert answered["ApproximateNumberOfMessages"] == "3"
+        assert answered["ContentBasedDeduplication"] == "true" and answered["FifoQueue"] == "true"
+        assert json.loads(answered["RedrivePolicy"])["maxReceiveCount"] == 3
+        assert {"KmsMasterKeyId", "Policy"} <= set(answered), [k for k in ("KmsMasterKeyId", "Policy") if k not in answered]

@@ -26,57 +26,39 @@ from edakit.chapters import stage_diff, with_block
 from edakit.errors import EdakitError
 from edakit.iam import least_privilege, load_exceptions, security_problems, service_delivery_problems
 from edakit.paths import CHAPTERS, NOTEBOOKS, SHOP_SRC
+from edakit.scenarios import a_day_of_the_shop
 from edakit.template import load_stage, read_template
 
 if str(SHOP_SRC) not in sys.path:
     sys.path.insert(0, str(SHOP_SRC))
 
 from shop.adapters.dynamodb import DynamoDBStockRepository  # noqa: E402
-from shop.events import OrderLine, OrderPlaced  # noqa: E402
-from shop.inventory import seed_stock  # noqa: E402
-from shop.storefront import Cart, Storefront  # noqa: E402
+from shop.events import OrderPlaced  # noqa: E402
 
 STAGE = "09-security"
 PREVIOUS_STAGE = "08-observability"
 NOTEBOOK = NOTEBOOKS / "09-security.py"
 NOTEBOOK_SECONDS = 10
 CHECKOV = Path(__file__).resolve().parents[2] / ".venv-checkov" / "bin" / "checkov"
-#: A product the storefront sells before the order service's catalogue knows it: a poison order.
-NEW_PRODUCT = "NEW-PRODUCT-001"
 #: What stage 9 adds: the key, its alias, and a policy for each queue or topic that had none.
 ADDED_IN_STAGE_9 = ["ShopKey", "ShopKeyAlias", "ConsumerFailuresQueuePolicy", "OrdersDLQPolicy",
                     "OrderStatusDLQPolicy", "OrderStatusTopicPolicy", "AnalyticsFailuresQueuePolicy",
                     "PaymentsDLQPolicy", "AlarmTopicPolicy"]
-#: A customer whose card the simulated gateway declines (shop.payments.DECLINED_CUSTOMER_PREFIX):
-#: the order is cancelled and its stock released.
-DECLINED_CUSTOMER = "declined-dave"
+
 
 
 def exceptions_file(stage_dir: Path) -> Path:
     return stage_dir / "least-privilege-exceptions.yaml"
 
 
-def cart(customer_id: str, sku: str, quantity: int) -> Cart:
-    return Cart(customer_id, [OrderLine(sku=sku, quantity=quantity, unit_price_cents=1500)])
-
-
 def run_scenario(cloud: LocalCloud) -> list[OrderPlaced]:
-    """A day of every function: confirmed orders (paid, some after a transient gateway failure),
-    an out-of-stock one, a declined payment (the order is cancelled and its stock released), a
-    poison order that fails order processing three times (then the DLQ) and inventory three
-    times (then OnFailure), and the storefront's clickstream for the analytics."""
-    from shop.clickstream import Clickstream
-    from shop.events import ProductViewed
-
-    seed_stock(DynamoDBStockRepository(cloud.physical_id("StockTable"), cloud.physical_id("ReservationsTable")),
-               {"BOOK-001": 20, "MUG-001": 1})
-    Clickstream(cloud.outputs["AnalyticsStreamName"]).put(
-        [ProductViewed(session_id=f"session-{n}", sku="BOOK-001") for n in range(3)])
-    orders = Storefront(cloud.outputs["EventBusName"]).place_orders(
-        [cart("alice", "BOOK-001", 2), cart("bob", "MUG-001", 2), cart("carol", NEW_PRODUCT, 1),
-         cart(DECLINED_CUSTOMER, "BOOK-001", 1), cart("erin", "BOOK-001", 1), cart("frank", "BOOK-001", 1)])
-    cloud.run_until_idle()
-    return orders
+    """A day of every function (edakit.scenarios, which the notebook runs too): confirmed orders
+    (paid, some after a transient gateway failure), an out-of-stock one, a declined payment (the
+    order is cancelled and its stock released), a poison order that fails order processing three
+    times (then the DLQ) and inventory three times (then OnFailure), and the clickstream."""
+    day = a_day_of_the_shop(cloud)
+    alice, erin, frank = day.confirmed
+    return [alice, day.out_of_stock, day.poison, day.declined, erin, frank]
 
 
 @pytest.fixture
