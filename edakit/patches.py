@@ -409,16 +409,16 @@ class _QueueAttributes(Mapping[str, Any]):
         names = list(queue.BASE_ATTRIBUTES)
         names += list(queue.FIFO_ATTRIBUTES) if queue.fifo_queue else []
         names += list(queue.KMS_ATTRIBUTES) if queue.kms_master_key_id else []
-        names += ["Policy"] if queue.policy else []
-        names += ["RedrivePolicy"] if queue.redrive_policy else []
+        names += [n for n, v in (("Policy", queue.policy), ("RedrivePolicy", queue.redrive_policy))
+                  if v and n not in names]
         self._names = names
 
     def __getitem__(self, name: str) -> Any:
         if name not in self._names:
             raise KeyError(name)
-        if name == "Policy":
+        if name == "Policy" and self._queue.policy:
             return self._queue.policy
-        if name == "RedrivePolicy":
+        if name == "RedrivePolicy" and self._queue.redrive_policy:
             return json.dumps(self._queue.redrive_policy)
         value = getattr(self._queue, camelcase_to_underscores(name))
         return str(value).lower() if isinstance(value, bool) else value

@@ -482,6 +482,8 @@ class TestQueueAttributes:
             assert isinstance(Queue.attributes.fget(queue), patches._QueueAttributes)
             moto_own = patches._originals["queue_attributes"].fget(queue)
             answered = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+            dlq = cloud.sqs_backend.get_queue(cloud.physical_id("Dlq").rsplit("/", 1)[-1])  # no redrive, no key
+            assert dict(patches._QueueAttributes(dlq)) == patches._originals["queue_attributes"].fget(dlq)
         assert dict(patches._QueueAttributes(queue)) == moto_own
         assert answered["ApproximateNumberOfMessages"] == "3"
         assert answered["ContentBasedDeduplication"] == "true" and answered["FifoQueue"] == "true"
