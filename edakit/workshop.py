@@ -67,6 +67,9 @@ class Skeleton:
     todo: str = ""
     replace: str | None = None
     replacement: str = ""
+    #: How many of the body's first statements (after the docstring) the TODO keeps, e.g. a
+    #: guard that lets the rest of the shop run before the exercise is done.
+    keep: int = 0
 
 
 @dataclass(frozen=True)
@@ -84,7 +87,8 @@ class Exercise:
     @property
     def files(self) -> list[str]:
         """The workspace files this exercise asks the learner to change."""
-        return ["template.yaml", *dict.fromkeys(f"src/{s.file}" for s in self.skeleton)]
+        template = ["template.yaml"] if self.template_todo or not self.skeleton else []
+        return [*template, *dict.fromkeys(f"src/{s.file}" for s in self.skeleton)]
 
 
 @dataclass(frozen=True)
@@ -94,6 +98,9 @@ class Chapter:
     title: str
     starter_template: Path
     exercises: tuple[Exercise, ...] = field(default=())
+    #: Files of the chapter's directory that its stage tests read beside the template
+    #: (e.g. least-privilege-exceptions.yaml): the workspace gets its own copy of each.
+    files: tuple[str, ...] = ()
 
     @property
     def template(self) -> Path:
@@ -133,7 +140,7 @@ def load_manifest(path: Path = MANIFEST) -> Manifest:
     for entry in raw["exercises"]:
         skeleton = tuple(
             Skeleton(file=s["file"], functions=tuple(s.get("functions", ())), todo=s.get("todo", ""),
-                     replace=s.get("replace"), replacement=s.get("with", ""))
+                     replace=s.get("replace"), replacement=s.get("with", ""), keep=int(s.get("keep", 0)))
             for s in entry.get("skeleton", ())
         )
         exercises.append(Exercise(
@@ -155,7 +162,8 @@ def load_manifest(path: Path = MANIFEST) -> Manifest:
         else:
             starter_path = ROOT / starter
         chapters[number] = Chapter(number, stage, spec["title"], starter_path,
-                                   tuple(e for e in exercises if e.chapter == number))
+                                   tuple(e for e in exercises if e.chapter == number),
+                                   tuple(spec.get("files", ())))
     _validate(path, chapters, exercises)
     return Manifest(chapters, tuple(exercises))
 
@@ -182,7 +190,8 @@ def _validate(path: Path, chapters: dict[int, Chapter], exercises: Sequence[Exer
             if not (ROOT / name).exists():
                 problems.append(f"{where}: its solution names {name}, which does not exist")
     for chapter in chapters.values():
-        for required in (chapter.template, chapter.starter_template):
+        for required in (chapter.template, chapter.starter_template,
+                         *(CHAPTERS / chapter.stage / name for name in chapter.files)):
             if not required.exists():
                 problems.append(f"chapter {chapter.number}: no {required.relative_to(ROOT)}")
         if not chapter.exercises:
@@ -194,9 +203,11 @@ def _validate(path: Path, chapters: dict[int, Chapter], exercises: Sequence[Exer
 # --- starters and solutions -------------------------------------------------------------------
 
 
-def skeletonize(source: str, functions: Iterable[str], todo: str, exercise_id: str, file: str) -> str:
-    """``source`` with each named function's body (after its docstring) replaced by TODO
-    comments and a ``raise NotImplementedError``; ``Class.method`` names a method."""
+def skeletonize(source: str, functions: Iterable[str], todo: str, exercise_id: str, file: str,
+                keep: int = 0) -> str:
+    """``source`` with each named function's body (after its docstring, and after its first
+    ``keep`` statements) replaced by TODO comments and a ``raise NotImplementedError``;
+    ``Class.method`` names a method."""
     tree = ast.parse(source)
     lines = source.splitlines(keepends=True)
     spans: list[tuple[int, int, int]] = []
@@ -205,10 +216,11 @@ def skeletonize(source: str, functions: Iterable[str], todo: str, exercise_id: s
         if node is None:
             raise WorkshopError(f"exercise {exercise_id}: sam-app/src/{file} has no function {name} any more; "
                                 "update workshop/exercises.yaml")
-        body = node.body
-        first = body[1] if _has_docstring(node) and len(body) > 1 else body[0]
-        if _has_docstring(node) and len(body) == 1:
-            raise WorkshopError(f"exercise {exercise_id}: {name} has only a docstring")
+        body = node.body[1:] if _has_docstring(node) else node.body
+        if len(body) <= keep:
+            raise WorkshopError(f"exercise {exercise_id}: {name} has no statement to replace after its "
+                                f"docstring and the {keep} kept; update workshop/exercises.yaml")
+        first = body[keep]
         spans.append((first.lineno - 1, node.end_lineno or first.lineno, first.col_offset))
     for start, end, indent in sorted(spans, reverse=True):
         pad = " " * indent
@@ -237,7 +249,7 @@ def _has_docstring(node: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
 
 def apply_skeleton(source: str, skeleton: Skeleton, exercise_id: str) -> str:
     if skeleton.functions:
-        source = skeletonize(source, skeleton.functions, skeleton.todo, exercise_id, skeleton.file)
+        source = skeletonize(source, skeleton.functions, skeleton.todo, exercise_id, skeleton.file, skeleton.keep)
     if skeleton.replace:
         source, count = re.subn(skeleton.replace, skeleton.replacement, source, flags=re.M)
         if count == 0:
@@ -281,6 +293,8 @@ def build(chapter: Chapter, destination: Path, *, template: str = "starter",
     else:
         text = workspace_template(chapter.template.read_text())
     (destination / "template.yaml").write_text(text)
+    for name in chapter.files:  # the same in the starter and the solution
+        (destination / name).write_text((CHAPTERS / chapter.stage / name).read_text())
     src = destination / "src"
     if src.exists():
         shutil.rmtree(src)

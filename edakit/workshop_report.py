@@ -13,9 +13,12 @@ REPORT_VARIABLE = "EDAKIT_WORKSHOP_REPORT"
 
 
 def _message(report: Any) -> str:
-    """The one line that says why: the exception's message, shortened."""
-    crash = getattr(report.longrepr, "reprcrash", None)
-    text = crash.message if crash is not None else str(report.longrepr or "")
+    """The one line that says why: the exception's message (or the skip's reason), shortened."""
+    if isinstance(report.longrepr, tuple):  # a skip: (path, line, "Skipped: reason")
+        text = str(report.longrepr[-1]).removeprefix("Skipped: ")
+    else:
+        crash = getattr(report.longrepr, "reprcrash", None)
+        text = crash.message if crash is not None else str(report.longrepr or "")
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     first = lines[0] if lines else ""
     return first if len(first) <= 300 else first[:297] + "..."
@@ -31,7 +34,7 @@ def _write(record: dict[str, str]) -> None:
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     if report.when == "call" or report.outcome != "passed":
         _write({"nodeid": report.nodeid, "outcome": report.outcome,
-                "message": _message(report) if report.outcome == "failed" else ""})
+                "message": _message(report) if report.outcome != "passed" else ""})
 
 
 def pytest_collectreport(report: pytest.CollectReport) -> None:

@@ -72,8 +72,12 @@ class TestEveryExerciseMeansSomething:
 
 class TestTheManifest:
     def test_every_chapter_turns_the_stage_before_into_its_own_with_template_and_code_todos(self) -> None:
-        assert sorted(MANIFEST.chapters) == [1, 2, 3, 4, 5]
+        assert sorted(MANIFEST.chapters) == [1, 2, 3, 4, 5, 6, 7, 8, 9]
         for chapter in CHAPTER_LIST:
+            # Stage 9 changes no shop code (its security is the template's): template TODOs only.
+            if chapter.number == 9:
+                assert all(e.template_todo and not e.skeleton for e in chapter.exercises)
+                continue
             assert any(e.template_todo and e.skeleton for e in chapter.exercises), chapter.stage
             if chapter.number > 1:
                 assert chapter.starter_template == sorted(CHAPTERS.glob(f"{chapter.number - 1:02d}-*"))[0] / "template.yaml"
@@ -85,6 +89,27 @@ class TestTheManifest:
         assert "CodeUri: src/" in text and "sam-app" not in text
         assert (directory / "src" / "shop" / "inventory.py").read_text() == (
             SAM_APP / "src" / "shop" / "inventory.py").read_text()
+
+    def test_the_files_stage_9s_tests_read_beside_the_template_are_the_workspaces_own(self, tmp_path: Path) -> None:
+        """test_stage_09.py reads checkov-skips.yaml and least-privilege-exceptions.yaml from
+        --stage-dir: both the starter and the solution have a copy of the chapter's (which are
+        links into sam-app/), and the solution's template runs the workspace's code."""
+        chapter = MANIFEST.chapter(9)
+        assert chapter.files == ("checkov-skips.yaml", "least-privilege-exceptions.yaml")
+        for template in ("starter", "solution"):
+            directory = make_workspace(tmp_path / template, chapter, template=template, skeletons=[])
+            for name in chapter.files:
+                assert not (directory / name).is_symlink()
+                assert (directory / name).read_text() == (CHAPTERS / "09-security" / name).read_text()
+        text = (directory / "template.yaml").read_text()
+        assert "CodeUri: src/" in text and "sam-app" not in text
+
+    def test_a_skeleton_can_keep_the_bodys_first_statements(self) -> None:
+        source = 'def count(on: bool) -> int:\n    """Count."""\n    if not on:\n        return 0\n    return 1\n'
+        result = workshop.skeletonize(source, ["count"], "count it", "ex-1", "shop.py", keep=1)
+        assert result == ('def count(on: bool) -> int:\n    """Count."""\n    if not on:\n        return 0\n'
+                          '    # TODO(ex-1): count it\n'
+                          '    raise NotImplementedError("TODO(ex-1): see the comment above")\n')
 
     def test_a_skeleton_keeps_the_signature_and_docstring_and_replaces_the_body(self) -> None:
         source = 'class Shop:\n    def sell(self, n: int) -> int:\n        """Sell n."""\n        return n * 2\n'
@@ -109,7 +134,7 @@ class TestBadInput:
     def test_an_unknown_chapter_lists_the_valid_ones(self, tmp_path, capsys) -> None:
         status, _, err = self.run(capsys, "--workspace", str(tmp_path / "ws"), "start", "12")
         assert status == 2
-        assert err == "error: there is no chapter '12' with exercises; the chapters are: 1, 2, 3, 4, 5\n"
+        assert err == "error: there is no chapter '12' with exercises; the chapters are: 1, 2, 3, 4, 5, 6, 7, 8, 9\n"
         assert not (tmp_path / "ws").exists()
 
     def test_no_chapter_says_how_to_give_one(self, tmp_path, capsys) -> None:
