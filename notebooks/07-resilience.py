@@ -180,8 +180,8 @@ print("after the restart:", cloud.queue_depth("PaymentsQueue"), Counter(status_o
 
 # %%
 lambda_client.update_function_configuration(FunctionName=name, Environment={"Variables": variables})  # limit back
-run = ChaosRun(cloud, ChaosPlan(orders=16, wave_size=4, redeliveries=5, poison_share=0.05,
-                                duplicate_share=0.1)).run()
+run = ChaosRun(cloud, ChaosPlan(orders=12, wave_size=4, redeliveries=4, poison_share=0.1,
+                                duplicate_share=0.25)).run()
 print("orders:", dict(Counter(run.kinds.values())), f"duplicates: {run.duplicates}, redeliveries: {run.redelivered}")
 print("before the redrive:", dict(Counter(run.outcomes().values())))
 print(run.fix_and_redrive())
