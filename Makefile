@@ -21,7 +21,7 @@ comma := ,
 CHROMIUM := /usr/bin/chromium
 
 
-.PHONY: help setup demo test test-fast docs clean checkov-env verify deploy smoke destroy
+.PHONY: help setup demo test test-fast docs clean checkov-env verify deploy smoke destroy bench
 
 help: ## List the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -54,6 +54,9 @@ test: $(STAMP) $(CHROMIUM) $(CHECKOV_STAMP) ## Run every test (installs chromium
 
 test-fast: $(STAMP) ## Run the tests, stopping at the first failure
 	@$(PY) -m pytest -x -q
+
+bench: $(STAMP) ## Measure the local cloud's speed (medians of 3 runs) into build/bench.md; takes minutes
+	@$(PY) -m edakit bench
 
 docs: $(STAMP) ## Serve the book (the docs site) at http://127.0.0.1:8000, rebuilt on every change
 	@NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs serve --dev-addr 127.0.0.1:8000

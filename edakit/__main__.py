@@ -9,6 +9,7 @@ USAGE = """usage: python -m edakit <command>
 commands:
   demo    run the finished system's main scenario on the local cloud
   verify  the offline verification chain on a stage (default: sam-app/)
+  bench   how fast the local cloud runs the finished system (build/bench.md)
   cost    what the finished shop costs on AWS, idle and per 1,000 orders
   aws     commands for the shop deployed on AWS (preflight, stack-exists, smoke,
           record, leftovers); `python -m edakit aws --help` says more
@@ -29,6 +30,10 @@ def main(argv: list[str]) -> int:
         from .verify import main as verify
 
         return verify(rest)
+    if command == "bench":
+        from .bench import main as bench
+
+        return bench(rest)
     if command == "cost":
         from .cost import main as cost
 
