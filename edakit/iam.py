@@ -107,7 +107,8 @@ class CallRecorder:
         #: caller is a function's logical id, or None for code outside any function (a producer).
         #: edakit.cost prices them.
         self.requests: Counter[tuple[str | None, str]] = Counter()
-        #: Entries of batch operations, and request payload bytes: what some services bill by.
+        #: Entries of each operation (a batch's items, else 1), and the bytes of a batch's entries
+        #: (PutEvents is billed, and archived, by its entries' size).
         self.entries: Counter[tuple[str | None, str]] = Counter()
         self.payload_bytes: Counter[tuple[str | None, str]] = Counter()
         self._on = False
@@ -146,7 +147,6 @@ class CallRecorder:
                 break
         else:
             self.entries[function, operation] += 1
-            self.payload_bytes[function, operation] += len(json.dumps(params, default=str))
         if function is None:
             return
         self.calls[function].update(authorized_calls(_IAM_PREFIX.get(prefix, prefix), model.name, params,
