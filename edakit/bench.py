@@ -21,13 +21,13 @@ import statistics
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .paths import NOTEBOOKS, ROOT, SAM_APP, SHOP_SRC
+from .paths import NOTEBOOKS, ROOT, SAM_APP
+from .scenarios import carts, place_steadily, seed_every_product
 
 STOCK_PER_SKU = 1_000_000
 
@@ -67,28 +67,11 @@ def run_orders(orders: int, template: Path = SAM_APP / "template.yaml", seed: in
     runtime.Function.run = timed  # type: ignore[method-assign]
     try:
         with LocalCloud.from_template(template) as cloud:
-            if str(SHOP_SRC) not in sys.path:
-                sys.path.append(str(SHOP_SRC))
-            from shop.adapters.dynamodb import DynamoDBStockRepository
-            from shop.inventory import seed_stock
-            from shop.orders import CATALOGUE
-            from shop.storefront import Cart, Storefront
-
-            seed_stock(DynamoDBStockRepository(cloud.physical_id("StockTable"), cloud.physical_id("ReservationsTable")),
-                       {sku: STOCK_PER_SKU for sku in CATALOGUE})
-            rng = random.Random(seed)
-            skus = sorted(CATALOGUE)
-            carts = [Cart(customer_id=f"customer-{rng.randint(1, 999):03d}",
-                          lines=[{"sku": rng.choice(skus), "quantity": 1, "unit_price_cents": 990}],
-                          order_id=str(uuid.UUID(int=rng.getrandbits(128), version=4)))
-                     for _ in range(orders)]
-            storefront = Storefront(cloud.physical_id("ShopBus"))
+            seed_every_product(cloud, STOCK_PER_SKU)
+            orders_placed = carts(random.Random(seed), orders)
             handler_time[0] = 0.0
             started, virtual_start = time.perf_counter(), cloud.clock.elapsed
-            for start in range(0, orders, per_second):
-                storefront.place_orders(carts[start:start + per_second])
-                cloud.run_for(1.0)
-            cloud.run_until_idle()
+            place_steadily(cloud, orders_placed, per_second)
             wall = time.perf_counter() - started
             return Run(orders, wall, handler_time[0], cloud.clock.elapsed - virtual_start, len(cloud.invocations()))
     finally:

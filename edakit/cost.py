@@ -24,16 +24,16 @@ import json
 import math
 import random
 import sys
-import uuid
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import boto3
 
-from .paths import SAM_APP, SHOP_SRC
+from .paths import SAM_APP
+from .scenarios import carts, place_steadily, seed_every_product
 
 PRICES_AS_OF = "2026-11-27"
 REGION = "us-east-1"
@@ -94,32 +94,23 @@ class Usage:
 
 
 @contextlib.contextmanager
-def _counting_deliveries() -> Iterator[tuple[Counter[str], Counter[str]]]:
-    """Count every message sent to a queue (by queue name) and every record put on a stream
-    (by stream name, in 25 KB units), whoever sends it: the moto methods every path goes through."""
+def _counting_stream_records() -> Iterator[Counter[str]]:
+    """Count every record put on a stream (by stream name, in 25 KB units), whoever puts it: the
+    storefront's PutRecords and the rule's target both end in moto's KinesisBackend.put_record."""
     from moto.kinesis.models import KinesisBackend
-    from moto.sqs.models import SQSBackend
 
-    messages: Counter[str] = Counter()
     put_units: Counter[str] = Counter()
-    send_message = SQSBackend.send_message
     put_record = KinesisBackend.put_record
-
-    def counted_send(self: Any, queue_name: str, message_body: str, *args: Any, **kwargs: Any) -> Any:
-        messages[queue_name] += max(1, math.ceil(len(message_body.encode()) / 65536))
-        return send_message(self, queue_name, message_body, *args, **kwargs)
 
     def counted_put(self: Any, stream_arn: Any, stream_name: Any, partition_key: str, explicit_hash_key: Any, data: Any) -> Any:
         size = len(data if isinstance(data, (bytes, str)) else str(data))
         put_units[stream_name or str(stream_arn)] += max(1, math.ceil(size / 25600))
         return put_record(self, stream_arn, stream_name, partition_key, explicit_hash_key, data)
 
-    SQSBackend.send_message = counted_send  # type: ignore[method-assign]
     KinesisBackend.put_record = counted_put  # type: ignore[method-assign]
     try:
-        yield messages, put_units
+        yield put_units
     finally:
-        SQSBackend.send_message = send_message  # type: ignore[method-assign]
         KinesisBackend.put_record = put_record  # type: ignore[method-assign]
 
 
@@ -152,49 +143,33 @@ def measure(template: Path = SAM_APP / "template.yaml", orders: int = README_ORD
     """Run the seeded scenario on `template` and count what it used."""
     from .cloud import LocalCloud
 
-    with _counting_deliveries() as (messages, put_units), LocalCloud.from_template(template) as cloud:
-        if str(SHOP_SRC) not in sys.path:
-            sys.path.append(str(SHOP_SRC))
-        from shop.orders import CATALOGUE
-        from shop.storefront import Cart, Storefront
+    with _counting_stream_records() as put_units, LocalCloud.from_template(template) as cloud:
+        # Every message sent to a queue, from any source: the local cloud's SQS metrics
+        # (NumberOfMessagesSent) already see each one, and tell their listeners.
+        messages: Counter[str] = Counter()
+        cloud.cloudwatch.sqs_metrics.on_send.append(lambda queue_name: messages.update([queue_name]))
+        seed_every_product(cloud, STOCK_PER_SKU)
+        orders_placed = carts(random.Random(seed), orders)
+        browse = None
+        if "AnalyticsStream" in cloud.deployment.physical_ids:  # the stage has the storefront's clickstream
+            from shop.clickstream import Clickstream
 
-        ids = cloud.deployment.physical_ids if cloud.deployment else {}
-        if "StockTable" in ids:
-            from shop.adapters.dynamodb import DynamoDBStockRepository
-            from shop.inventory import seed_stock
+            clicks = Clickstream(cloud.physical_id("AnalyticsStream"))
 
-            seed_stock(DynamoDBStockRepository(ids["StockTable"], ids["ReservationsTable"]),
-                       {sku: STOCK_PER_SKU for sku in CATALOGUE})
-        rng = random.Random(seed)
-        skus = sorted(CATALOGUE)
-        carts = [Cart(customer_id=f"customer-{rng.randint(1, 500):03d}",
-                      lines=[{"sku": sku, "quantity": rng.randint(1, 2), "unit_price_cents": rng.choice([990, 1490, 2500])}
-                             for sku in rng.sample(skus, rng.randint(1, 2))],
-                      order_id=str(uuid.UUID(int=rng.getrandbits(128), version=4)))
-                 for _ in range(orders)]
-        storefront = Storefront(ids["ShopBus"] if "ShopBus" in ids else cloud.physical_id("ShopBus"))
-        clicks = None
-        if "AnalyticsStream" in ids:
-            from shop.clickstream import Clickstream  # type: ignore[attr-defined]
+            def browse(batch: Sequence[Any]) -> None:
+                _browse(clicks, batch)
 
-            clicks = Clickstream(ids["AnalyticsStream"])
-        for start in range(0, orders, 10):
-            batch = carts[start:start + 10]
-            if clicks is not None:
-                _browse(clicks, batch, rng)
-            storefront.place_orders(batch)
-            cloud.run_for(1.0)
-        cloud.run_until_idle()
+        place_steadily(cloud, orders_placed, before_each=browse)
         usage = _usage(cloud, orders, messages, put_units)
     return usage
 
 
-def _browse(clicks: Any, carts: list[Any], rng: random.Random) -> None:
+def _browse(clicks: Any, batch: Sequence[Any]) -> None:
     """Each customer views two products and adds what they order to the cart, before checkout."""
     from shop.events import ProductAddedToCart, ProductViewed
 
     events: list[Any] = []
-    for cart in carts:
+    for cart in batch:
         session = f"session-{cart.order_id}"
         events += [ProductViewed(session_id=session, sku=line["sku"]) for line in cart.lines]
         events += [ProductAddedToCart(session_id=session, sku=line["sku"], quantity=line["quantity"]) for line in cart.lines]
@@ -235,6 +210,8 @@ def _usage(cloud: Any, orders: int, messages: Counter[str], put_units: Counter[s
     q["dynamodb_writes"], q["dynamodb_reads"] = _dynamodb_units(recorder.requests, recorder.entries)
     q["kinesis_put_units"] = sum(put_units.values())
     q["logs_ingested"] = sum(len(line.encode()) + 26 for f in cloud.functions for line in cloud.logs(f)) / 1e9
+    usage.notes["sqs_standard"] = ("one request per message sent, whoever sends it: every message the shop sends "
+                                   "is under 64 KB, SQS's billing chunk")
     usage.notes["logs_ingested"] = "each event's bytes plus 26 bytes of metadata, as CloudWatch Logs meters them"
     metrics = {(m["MetricName"], json.dumps(m.get("Dimensions", []), sort_keys=True))
                for page in boto3.client("cloudwatch").get_paginator("list_metrics").paginate(Namespace=CUSTOM_NAMESPACE)

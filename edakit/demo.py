@@ -14,7 +14,6 @@ import json
 import random
 import sys
 import time
-import uuid
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,7 @@ import boto3
 from .cloud import LocalCloud
 from .errors import EdakitError
 from .paths import ROOT, SAM_APP, SHOP_SRC
+from .scenarios import carts as scenario_carts
 
 #: The spike: orders per virtual second, for this many seconds.
 ORDERS_PER_SECOND = 8
@@ -32,26 +32,6 @@ SPIKE_SECONDS = 15
 POISON_ONE_IN = 40
 #: Stock per SKU; the mug is scarce, so some orders end out of stock.
 STOCK = {"BOOK-001": 400, "BOOK-002": 400, "MUG-001": 25, "SHIRT-001": 400, "STICKER-001": 400}
-
-
-def _carts(rng: random.Random, count: int) -> list[Any]:
-    from shop.orders import CATALOGUE
-    from shop.storefront import Cart
-
-    skus = sorted(CATALOGUE)
-    carts = []
-    for number in range(count):
-        lines = [
-            {"sku": sku, "quantity": rng.randint(1, 2), "unit_price_cents": rng.choice([990, 1490, 2500])}
-            for sku in rng.sample(skus, rng.randint(1, 2))
-        ]
-        if rng.randrange(POISON_ONE_IN) == 0:
-            lines[0] = {**lines[0], "sku": "DISCONTINUED-404"}
-        carts.append(Cart(
-            customer_id=f"customer-{rng.randint(1, 120):03d}", lines=lines, correlation_id=f"demo-{number:04d}",
-            order_id=str(uuid.UUID(int=rng.getrandbits(128), version=4)),  # seeded: the same ids every run
-        ))
-    return carts
 
 
 def _queues(cloud: LocalCloud) -> list[str]:
@@ -118,7 +98,8 @@ def run(template: Path = SAM_APP / "template.yaml", seed: int = 7, *,
             print(f"  stock seeded: {', '.join(f'{sku} x{qty}' for sku, qty in STOCK.items())}")
 
         storefront = Storefront(cloud.physical_id("ShopBus"))
-        carts = _carts(random.Random(seed), orders_per_second * spike_seconds)
+        carts = scenario_carts(random.Random(seed), orders_per_second * spike_seconds,
+                               poison_one_in=POISON_ONE_IN, prefix="demo")
         print(f"\nSpike: {orders_per_second} orders per second for {spike_seconds} virtual seconds")
         placed = 0
         for second in range(spike_seconds):
