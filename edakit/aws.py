@@ -35,9 +35,9 @@ from .paths import SHOP_SRC
 DEFAULT_STACK = "edakit-shop"
 #: The smoke order's product: one unit is added to its stock first, so the order can be confirmed.
 SMOKE_SKU = "STICKER-001"
-#: An order is settled when it reaches one of these statuses.
+#: An order is settled when it reaches one of these statuses (shop.orders.OrderStatus).
 SUCCESS = {"CONFIRMED"}
-FAILURE = {"OUT_OF_STOCK", "CANCELLED", "REJECTED"}
+FAILURE = {"OUT_OF_STOCK", "CANCELLED"}
 
 
 class AwsError(EdakitError):
