@@ -49,8 +49,8 @@ demo: $(STAMP) ## Run the finished system's main scenario on the local cloud
 	@$(PY) -m edakit demo
 
 test: $(STAMP) $(CHROMIUM) $(CHECKOV_STAMP) ## Run every test (installs chromium for the docs' browser test, and checkov, when missing)
-	@$(PY) -m pytest -n 2 --dist loadgroup --durations=10 -q -m "not notebook"
-	@$(PY) -m pytest -q -m notebook --durations=0
+	@$(PY) -m pytest -n 2 --dist loadgroup --durations=10 -q -m "not notebook and not timing"
+	@$(PY) -m pytest -q -m "notebook or timing" --durations=0
 
 test-fast: $(STAMP) ## Run the tests, stopping at the first failure
 	@$(PY) -m pytest -x -q

@@ -392,6 +392,7 @@ class TestMappingState:
 
 
 class TestVirtualTime:
+    @pytest.mark.timing
     def test_hours_of_retries_take_seconds_of_wall_time(self, cloud_for):
         """Five one-hour visibility timeouts pass in virtual time, then the message goes to the DLQ.
 
