@@ -19,6 +19,9 @@ def execute_notebook(path: str | Path, timeout: float = 60) -> tuple[Any, float]
     notebook = jupytext.read(notebook_path)
     client = NotebookClient(
         notebook, timeout=int(timeout), kernel_name="python3",
+        # The outputs are in once the last cell has run; a graceful shutdown would add
+        # a second or more of interpreter teardown to every run.
+        shutdown_kernel="immediate",
         resources={"metadata": {"path": str(notebook_path.parent)}},
     )
     started = time.perf_counter()
