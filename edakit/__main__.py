@@ -11,6 +11,7 @@ commands:
   verify  the offline verification chain on a stage (default: sam-app/)
   bench   how fast the local cloud runs the finished system (build/bench.md)
   cost    what the finished shop costs on AWS, idle and per 1,000 orders
+  spike   chapter 10's Black-Friday spikes on the local cloud (--write: chapters/10-scale/spike.json)
   aws     commands for the shop deployed on AWS (preflight, stack-exists, smoke,
           record, leftovers); `python -m edakit aws --help` says more
   workshop  the workshop's exercises: start CH, check, hint EX, solution EX, list
@@ -38,6 +39,10 @@ def main(argv: list[str]) -> int:
         from .cost import main as cost
 
         return cost(rest)
+    if command == "spike":
+        from .spike import main as spike
+
+        return spike(rest)
     if command == "aws":
         from .aws import main as aws
 

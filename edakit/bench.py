@@ -8,7 +8,8 @@ It measures, each figure the median of several runs:
   themselves, with the same events (the rest is routing, polling, scheduling and moto);
 - virtual seconds simulated per wall second;
 - cost per order as the number of orders grows: N and 10 x N orders (10 times the orders
-  should take at most 11 times the time);
+  should take at most 11 times the time), placed steadily and all at once (then the whole
+  burst waits in OrdersQueue, where moto's receive scans the backlog);
 - the wall time of every chapter's notebook and of the docs build.
 """
 
@@ -39,6 +40,7 @@ class Run:
     handler_seconds: float
     virtual_seconds: float
     invocations: int
+    backlog: int = 0   # messages waiting in OrdersQueue once every order was placed
 
     @property
     def orders_per_second(self) -> float:
@@ -78,8 +80,31 @@ def run_orders(orders: int, template: Path = SAM_APP / "template.yaml", seed: in
         runtime.Function.run = original  # type: ignore[method-assign]
 
 
-def median_run(orders: int, repeats: int) -> Run:
-    runs = [run_orders(orders) for _ in range(repeats)]
+def run_burst(orders: int, seed: int = 5) -> Run:
+    """Place `orders` orders at once, with order processing capped at 2 batches of 2 virtual seconds,
+    so that the whole burst waits in OrdersQueue: does the cost per order grow with the backlog?"""
+    from .cloud import LocalCloud
+    from .scenarios import _shop_on_path
+
+    _shop_on_path()
+    from shop.storefront import Storefront
+
+    with LocalCloud.from_template(SAM_APP / "template.yaml", parameters={"OrdersMaximumConcurrency": 2}) as cloud:
+        seed_every_product(cloud, STOCK_PER_SKU)
+        cloud.function("OrderProcessingFunction").duration = 2.0
+        placed = carts(random.Random(seed), orders)
+        storefront = Storefront(cloud.physical_id("ShopBus"))
+        started, virtual_start = time.perf_counter(), cloud.clock.elapsed
+        for start in range(0, orders, 10):
+            storefront.place_orders(placed[start:start + 10])
+        backlog = sum(cloud.queue_depth("OrdersQueue").values())
+        cloud.run_until_idle()
+        wall = time.perf_counter() - started
+        return Run(orders, wall, 0.0, cloud.clock.elapsed - virtual_start, len(cloud.invocations()), backlog)
+
+
+def median_run(orders: int, repeats: int, run: Callable[[int], Run] = run_orders) -> Run:
+    runs = [run(orders) for _ in range(repeats)]
     return sorted(runs, key=lambda r: r.wall_seconds)[len(runs) // 2]
 
 
@@ -100,7 +125,8 @@ def docs_build_seconds(repeats: int, site: Path) -> float:
     return statistics.median(times)
 
 
-def table(small: Run, large: Run, notebooks: dict[str, float], docs: float | None, repeats: int) -> str:
+def table(small: Run, large: Run, notebooks: dict[str, float], docs: float | None, repeats: int,
+          bursts: tuple[Run, Run] | None = None) -> str:
     ratio = large.wall_seconds / small.wall_seconds
     scale = large.orders / small.orders
     lines = [
@@ -119,6 +145,16 @@ def table(small: Run, large: Run, notebooks: dict[str, float], docs: float | Non
         f"| {large.orders} orders | {large.wall_seconds:.1f} s |",
         f"| {scale:.0f} x the orders takes | {ratio:.2f} x the time (flat cost per order: at most {scale * 1.1:.0f} x) |",
     ]
+    if bursts:
+        burst_small, burst_large = bursts
+        lines += [
+            f"| a burst of {burst_small.orders} orders at once (backlog {burst_small.backlog} messages) | "
+            f"{burst_small.wall_seconds:.1f} s ({burst_small.wall_seconds / burst_small.orders * 1000:.0f} ms an order) |",
+            f"| a burst of {burst_large.orders} orders at once (backlog {burst_large.backlog} messages) | "
+            f"{burst_large.wall_seconds:.1f} s ({burst_large.wall_seconds / burst_large.orders * 1000:.0f} ms an order) |",
+            f"| {burst_large.orders // burst_small.orders} x the burst takes | "
+            f"{burst_large.wall_seconds / burst_small.wall_seconds:.2f} x the time, with the backlog in the queue |",
+        ]
     if notebooks:
         lines += ["", "| notebook | wall seconds (kernel start included) |", "| --- | ---: |"]
         lines += [f"| {name} | {seconds:.1f} |" for name, seconds in notebooks.items()]
@@ -131,18 +167,23 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m edakit bench", description=__doc__.split("\n")[0])
     parser.add_argument("--orders", type=int, default=50, help="the small run; the large one is 10 times as many")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--burst", type=int, default=30,
+                        help="orders placed at once (and 10 times as many) to measure the cost under a backlog; 0 skips it")
     parser.add_argument("--no-notebooks", action="store_true")
     parser.add_argument("--no-docs", action="store_true")
     parser.add_argument("--out", type=Path, default=ROOT / "build" / "bench.md")
     args = parser.parse_args(argv)
-    if args.orders < 1 or args.repeats < 1:
-        print("error: --orders and --repeats must be at least 1", file=sys.stderr)
+    if args.orders < 1 or args.repeats < 1 or args.burst < 0:
+        print("error: --orders and --repeats must be at least 1, and --burst at least 0", file=sys.stderr)
         return 2
     print(f"bench: {args.orders} and {args.orders * 10} orders, {args.repeats} run(s) each...")
     small, large = median_run(args.orders, args.repeats), median_run(args.orders * 10, args.repeats)
+    bursts = None
+    if args.burst:
+        bursts = (median_run(args.burst, args.repeats, run_burst), median_run(args.burst * 10, args.repeats, run_burst))
     notebooks = {} if args.no_notebooks else notebook_seconds(args.repeats)
     docs = None if args.no_docs else docs_build_seconds(args.repeats, ROOT / "build" / "bench-site")
-    text = table(small, large, notebooks, docs, args.repeats)
+    text = table(small, large, notebooks, docs, args.repeats, bursts)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(text)
     print(text)

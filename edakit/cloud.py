@@ -69,8 +69,11 @@ class LocalCloud:
     """
 
     def __init__(self, template: str | os.PathLike[str], *, region: str = DEFAULT_REGION,
-                 stack_name: str = "shop", start: Any = DEFAULT_START) -> None:
+                 stack_name: str = "shop", start: Any = DEFAULT_START,
+                 parameters: dict[str, Any] | None = None) -> None:
         self.template_path = Path(template)
+        #: Parameter values, as `sam deploy --parameter-overrides` gives them; the rest keep their Default.
+        self.parameters = {name: str(value) for name, value in (parameters or {}).items()}
         self.region = region
         self.account_id = ACCOUNT_ID
         self.stack_name = stack_name
@@ -120,7 +123,7 @@ class LocalCloud:
             # Every AWS call a function's code makes, for the least-privilege check (edakit.iam).
             self.call_recorder = stack.enter_context(CallRecorder(self.region, self.account_id).recording())
             self._route_output(stack)
-            self.deployment = deploy(self.stage, self.stack_name, self.region, self.account_id)
+            self.deployment = deploy(self.stage, self.stack_name, self.region, self.account_id, self.parameters)
             self._load_functions()
             stack.callback(self._unload_functions)
             self.cloudwatch.install()
@@ -305,6 +308,16 @@ class LocalCloud:
         configs = self.lambda_backend.get_function(function.name).event_invoke_config
         # moto appends on every put and reads the first; the latest put is what AWS keeps.
         return dict(configs[-1].config) if configs else {}
+
+    def concurrency(self, logical_id: str) -> int:
+        """The function's executions running now (what ConcurrentExecutions samples)."""
+        self.function(logical_id)
+        return self._running[logical_id]
+
+    def throttles(self, logical_id: str) -> int:
+        """The function's throttled invocation requests so far (what Throttles sums)."""
+        self.function(logical_id)
+        return self.cloudwatch.lambda_metrics.throttle_count(logical_id)
 
     def invocations(self, logical_id: str | None = None) -> list[Invocation]:
         """Every invocation so far, of one function or of all, in the order they ran."""

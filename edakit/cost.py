@@ -33,7 +33,7 @@ from typing import Any
 import boto3
 
 from .paths import SAM_APP
-from .scenarios import carts, place_steadily, seed_every_product
+from .scenarios import browse, carts, place_steadily, seed_every_product
 
 PRICES_AS_OF = "2026-11-27"
 REGION = "us-east-1"
@@ -150,30 +150,18 @@ def measure(template: Path = SAM_APP / "template.yaml", orders: int = README_ORD
         cloud.cloudwatch.sqs_metrics.on_send.append(lambda queue_name: messages.update([queue_name]))
         seed_every_product(cloud, STOCK_PER_SKU)
         orders_placed = carts(random.Random(seed), orders)
-        browse = None
+        before_each = None
         if "AnalyticsStream" in cloud.deployment.physical_ids:  # the stage has the storefront's clickstream
             from shop.clickstream import Clickstream
 
             clicks = Clickstream(cloud.physical_id("AnalyticsStream"))
 
-            def browse(batch: Sequence[Any]) -> None:
-                _browse(clicks, batch)
+            def before_each(batch: Sequence[Any]) -> None:
+                browse(clicks, batch)
 
-        place_steadily(cloud, orders_placed, before_each=browse)
+        place_steadily(cloud, orders_placed, before_each=before_each)
         usage = _usage(cloud, orders, messages, put_units)
     return usage
-
-
-def _browse(clicks: Any, batch: Sequence[Any]) -> None:
-    """Each customer views two products and adds what they order to the cart, before checkout."""
-    from shop.events import ProductAddedToCart, ProductViewed
-
-    events: list[Any] = []
-    for cart in batch:
-        session = f"session-{cart.order_id}"
-        events += [ProductViewed(session_id=session, sku=line["sku"]) for line in cart.lines]
-        events += [ProductAddedToCart(session_id=session, sku=line["sku"], quantity=line["quantity"]) for line in cart.lines]
-    clicks.put(events)
 
 
 def _usage(cloud: Any, orders: int, messages: Counter[str], put_units: Counter[str]) -> Usage:
@@ -228,12 +216,19 @@ def idle(template: Path = SAM_APP / "template.yaml") -> Counter[str]:
     """Monthly quantities the stack is billed for with no traffic at all."""
     from .template import load_stage
 
-    resources = load_stage(template, REGION).cloudformation["Resources"]
+    cloudformation = load_stage(template, REGION).cloudformation
+    resources = cloudformation["Resources"]
+    defaults = {name: p.get("Default") for name, p in cloudformation.get("Parameters", {}).items()}
+
+    def value(v: Any) -> Any:
+        """A literal, or a parameter's Default (the stack as deployed without overrides)."""
+        return defaults.get(v["Ref"]) if isinstance(v, dict) and "Ref" in v else v
+
     q: Counter[str] = Counter()
     for resource in resources.values():
         kind, props = resource["Type"], resource.get("Properties") or {}
         if kind == "AWS::Kinesis::Stream" and props.get("StreamModeDetails", {}).get("StreamMode", "PROVISIONED") == "PROVISIONED":
-            q["kinesis_shard_hours"] += int(props.get("ShardCount", 1)) * HOURS_PER_MONTH
+            q["kinesis_shard_hours"] += int(value(props.get("ShardCount", 1))) * HOURS_PER_MONTH
         elif kind == "AWS::KMS::Key":
             q["kms_keys"] += 1
         elif kind == "AWS::CloudWatch::Alarm":

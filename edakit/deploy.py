@@ -383,9 +383,16 @@ def import_moto_cloudformation() -> None:
         moto_utils.load_resource = load_resource
 
 
-def deploy(stage: Stage, stack_name: str, region: str, account_id: str) -> Deployment:
+def deploy(stage: Stage, stack_name: str, region: str, account_id: str,
+           parameters: dict[str, str] | None = None) -> Deployment:
     """Create the stage's stack in moto and apply every shim; return the physical ids."""
     import_moto_cloudformation()
+    declared = stage.cloudformation.get("Parameters", {})
+    unknown = sorted(set(parameters or {}) - set(declared))
+    if unknown:
+        raise DeploymentError(
+            f"the template has no parameter {', '.join(unknown)}; its parameters are: "
+            f"{', '.join(sorted(declared)) or 'none'}. Check the name in `parameters=`.")
     deployment = Deployment(stack_name)
     template = shim_event_bus_ref(stage.cloudformation)
     deployment.shims_applied.append("shim_event_bus_ref")
@@ -404,6 +411,7 @@ def deploy(stage: Stage, stack_name: str, region: str, account_id: str) -> Deplo
             cloudformation.create_stack(
                 StackName=stack_name,
                 TemplateBody=json.dumps(stack_template),
+                Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in (parameters or {}).items()],
                 Capabilities=["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM", "CAPABILITY_AUTO_EXPAND"],
             )
         except ClientError as exc:

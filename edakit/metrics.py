@@ -12,7 +12,7 @@ import bisect
 import datetime as dt
 import json
 import math
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 
@@ -274,6 +274,7 @@ class LambdaMetrics:
     def __init__(self, store: MetricStore) -> None:
         self.store = store
         self._throttled: set[object] = set()
+        self._throttle_counts: Counter[str] = Counter()
 
     def invoked(self, function: "Function", invocation: "Invocation", running: int, running_total: int) -> None:
         dims = dimensions_key({"FunctionName": function.name})
@@ -290,12 +291,16 @@ class LambdaMetrics:
             data.append(Datum(self.namespace, "IteratorAge", dims, at, age, "Milliseconds"))
         self.store.put(data)
 
+    def throttle_count(self, logical_id: str) -> int:
+        return self._throttle_counts[logical_id]
+
     def throttled(self, function: "Function", request: object, at: float) -> None:
         """One throttled invocation request: ``request`` names it, so a request that waits
         through several scheduler passes counts once."""
         if (function.logical_id, request) in self._throttled:
             return
         self._throttled.add((function.logical_id, request))
+        self._throttle_counts[function.logical_id] += 1
         self.store.put([Datum(self.namespace, "Throttles", dimensions_key({"FunctionName": function.name}),
                               at, 1, "Count")])
 

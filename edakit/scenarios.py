@@ -1,6 +1,6 @@
 """Scenarios that several of the kit's commands, tests and notebooks run, written once.
 
-- `a_day_of_the_shop` exercises every function of the finished system (stage 9), so that
+- `a_day_of_the_shop` exercises every function of the finished system (stages 9 and 10), so that
   what the local cloud records (each function's AWS calls, for least privilege) covers
   every path a deployed shop takes in a normal day.
 - `carts`, `seed_every_product` and `place_steadily` make the seeded streams of orders
@@ -119,3 +119,16 @@ def place_steadily(cloud: "LocalCloud", orders: Sequence[Any], per_second: int =
         storefront.place_orders(batch)
         cloud.run_for(1.0)
     cloud.run_until_idle()
+
+
+def browse(clicks: Any, batch: Sequence[Any]) -> None:
+    """Each customer views two products and adds what they order to the cart, before checkout."""
+    _shop_on_path()
+    from shop.events import ProductAddedToCart, ProductViewed
+
+    events: list[Any] = []
+    for cart in batch:
+        session = f"session-{cart.order_id}"
+        events += [ProductViewed(session_id=session, sku=line["sku"]) for line in cart.lines]
+        events += [ProductAddedToCart(session_id=session, sku=line["sku"], quantity=line["quantity"]) for line in cart.lines]
+    clicks.put(events)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import json
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .filters import matches_filter_criteria
@@ -18,8 +19,17 @@ if TYPE_CHECKING:
     from ..cloud import LocalCloud
     from ..runtime import Function, Invocation
 
+#: How Lambda scales a standard queue's pollers: five concurrent batches at first, up to 300
+#: more a minute while messages remain, and at most 1,000 batches at once per mapping.
 #: https://docs.aws.amazon.com/lambda/latest/dg/services-sqs-scaling.html
+INITIAL_POLLERS = 5
+POLLERS_ADDED_PER_MINUTE = 300
 DEFAULT_MAXIMUM_CONCURRENCY = 1000
+#: A throttled batch is invoked again after 1, 2, 4 ... seconds while its messages are still
+#: invisible. AWS documents the retry (the queue's visibility timeout should be six times the
+#: function's timeout "to allow Lambda to retry if your function is throttled"), not its schedule.
+#: https://docs.aws.amazon.com/lambda/latest/dg/services-sqs-configure.html
+FIRST_THROTTLE_RETRY = 1.0
 #: Receipt handles of earlier receives kept per message (see _forget_old_receipt_handles).
 _OLD_RECEIPT_HANDLES_KEPT = 10
 
@@ -91,8 +101,26 @@ def failed_message_ids(result: Any, batch_ids: list[str]) -> list[str] | None:
     return failed
 
 
+@dataclass
+class _Throttled:
+    """A batch a poller received but could not invoke: the function had no free concurrency."""
+
+    records: list[dict[str, Any]]
+    retry_at: float
+    visible_again_at: float   # the batch's visibility timeout ends: its messages go back to the queue
+    attempts: int = 1
+
+
 class SqsEventSource:
-    """Polls one queue for one event source mapping, with Lambda's documented semantics."""
+    """Polls one queue for one event source mapping, with Lambda's documented semantics.
+
+    Pollers scale as Lambda's do (5 concurrent batches, then up to 300 more a minute while
+    messages remain, capped by MaximumConcurrency). Like Lambda's, they do not look at the
+    function's reserved concurrency: a batch received when the function has no free
+    concurrency is throttled, retried while its messages are invisible, and returned to
+    the queue (its receive count spent) when their visibility timeout ends.
+    https://docs.aws.amazon.com/lambda/latest/dg/services-sqs-scaling.html
+    """
 
     kind = "sqs"
 
@@ -103,6 +131,9 @@ class SqsEventSource:
         self.queue_name = mapping.event_source_arn.rsplit(":", 1)[-1]
         self.in_flight = 0
         self.filtered_out = 0
+        self.throttled: list[_Throttled] = []
+        #: Virtual time since which messages have kept the pollers busy (None: scaled back).
+        self.active_since: float | None = None
 
     # -- what moto holds ---------------------------------------------------------
 
@@ -175,15 +206,47 @@ class SqsEventSource:
         """
         return arrived + self.batching_window
 
-    def _slots(self) -> int:
-        return min(self.maximum_concurrency - self.in_flight, self.cloud.free_concurrency(self.function))
+    def pollers(self, now: float) -> int:
+        """Concurrent batches the mapping may process now: Lambda's ramp, capped by MaximumConcurrency."""
+        ramp = INITIAL_POLLERS
+        if self.active_since is not None:
+            ramp += int(POLLERS_ADDED_PER_MINUTE * (now - self.active_since) / 60)
+        return min(ramp, self.maximum_concurrency)
+
+    def _next_poller_added(self, now: float) -> float | None:
+        """When the ramp adds the next poller, if it still ramps and messages wait for it."""
+        if self.active_since is None or self.pollers(now) >= self.maximum_concurrency or not self.queue._messages:
+            return None
+        added = self.pollers(now) - INITIAL_POLLERS + 1
+        return self.active_since + added * 60 / POLLERS_ADDED_PER_MINUTE
+
+    def _slots(self, now: float) -> int:
+        return self.pollers(now) - self.in_flight - len(self.throttled)
+
+    def _track_activity(self, now: float) -> None:
+        """The ramp starts when messages arrive, and scales back once the queue is empty and idle."""
+        if self.queue._messages or self.in_flight or self.throttled:
+            if self.active_since is None:
+                self.active_since = now
+        else:
+            self.active_since = None
 
     # -- EventSource ------------------------------------------------------------
 
     def next_due(self, now: float) -> float | None:
-        if not self.mapping.enabled or self._slots() <= 0:
+        if not self.mapping.enabled:
             return None
+        retry = min((t.retry_at for t in self.throttled), default=None)
+        if retry is not None and retry <= now:
+            return now
+        if self._slots(now) <= 0:
+            added = self._next_poller_added(now)
+            return retry if added is None else min(added, retry if retry is not None else added)
         count, arrived, soonest = self._deliverable(now * 1000)
+        due = self._due(now, count, arrived, soonest)
+        return due if retry is None or due is None else min(due, retry)
+
+    def _due(self, now: float, count: int, arrived: float | None, soonest: float | None) -> float | None:
         if count == 0:
             return soonest
         if self.batching_window == 0 or count >= self.mapping.batch_size:
@@ -192,8 +255,9 @@ class SqsEventSource:
         return max(now, self._window_closes(arrived))
 
     def run(self, now: float) -> bool:
-        started = False
-        while self.mapping.enabled and self._slots() > 0:
+        self._track_activity(now)
+        started = self._retry_throttled(now)
+        while self.mapping.enabled and self._slots(now) > 0:
             count, arrived, _ = self._deliverable(now * 1000)
             if count == 0:
                 break
@@ -214,13 +278,34 @@ class SqsEventSource:
             if not records:
                 started = True
                 continue
-            self.in_flight += 1
-            self.cloud.start_invocation(
-                self.function, {"Records": records}, trigger="sqs",
-                on_done=lambda inv, recs=records: self._complete(inv, recs),
-            )
+            visible_again_at = min(m.visible_at for m in messages) / 1000.0
+            self._invoke_or_throttle(_Throttled(records, now, visible_again_at, attempts=0), now)
             started = True
         return started
+
+    def _invoke_or_throttle(self, batch: _Throttled, now: float) -> None:
+        if self.cloud.free_concurrency(self.function) > 0:
+            self.in_flight += 1
+            self.cloud.start_invocation(
+                self.function, {"Records": batch.records}, trigger="sqs",
+                on_done=lambda inv, recs=batch.records: self._complete(inv, recs),
+            )
+            return
+        batch.attempts += 1
+        self.cloud.cloudwatch.throttled(self.function, (self.mapping.uuid, batch.records[0]["receiptHandle"], batch.attempts))
+        batch.retry_at = now + FIRST_THROTTLE_RETRY * 2 ** (batch.attempts - 1)
+        if batch.retry_at < batch.visible_again_at:
+            self.throttled.append(batch)
+        # else: the poller lets go; the messages are visible again when their timeout ends.
+
+    def _retry_throttled(self, now: float) -> bool:
+        due = [t for t in self.throttled if t.retry_at <= now]
+        if not due:
+            return False
+        self.throttled = [t for t in self.throttled if t.retry_at > now]
+        for batch in sorted(due, key=lambda t: t.retry_at):
+            self._invoke_or_throttle(batch, now)
+        return True
 
     def _forget_old_receipt_handles(self) -> None:
         """moto keeps every receipt handle a message ever had and deep-copies them on each receive.

@@ -43,6 +43,14 @@ def most_overlapping(invocations: list[Invocation]) -> int:
     )
 
 
+def throttles(cloud: LocalCloud, function: str = "Consumer") -> int:
+    """The function's AWS/Lambda Throttles, summed (0 when the metric has no data)."""
+    dimensions = {"FunctionName": cloud.physical_id(function)}
+    if ("AWS/Lambda", "Throttles", tuple(dimensions.items())) not in cloud.cloudwatch.store._series:
+        return 0
+    return int(sum(v for _, v in cloud.metric("AWS/Lambda", "Throttles", dimensions)))
+
+
 def consumer(handler: str, *, mapping: dict[str, Any] | None = None, function: dict[str, Any] | None = None,
              queue: dict[str, Any] | None = None, max_receive_count: int | None = None) -> str:
     """Resources: a queue, its dead-letter queue and a function subscribed to the queue.
@@ -349,6 +357,7 @@ class TestScaling:
 
     def test_reserved_concurrency_caps_the_batches_processed_at_once(self, cloud_for):
         """A function's reserved concurrency is also its maximum: the mapping cannot exceed it.
+        The pollers receive more than it can run; those batches are throttled and retried.
 
         https://docs.aws.amazon.com/lambda/latest/dg/services-sqs-scaling.html
         https://docs.aws.amazon.com/lambda/latest/dg/configuration-concurrency.html
@@ -364,6 +373,67 @@ class TestScaling:
         invocations = cloud.invocations("Consumer")
         assert len(invocations) == 3
         assert most_overlapping(invocations) == 1
+
+
+    def test_pollers_start_at_five_batches_and_add_up_to_300_a_minute(self, cloud_for):
+        """With a backlog, Lambda starts five concurrent batches, then adds up to 300 a minute
+        while messages remain; MaximumConcurrency (here 100) caps the ramp.
+
+        https://docs.aws.amazon.com/lambda/latest/dg/services-sqs-scaling.html
+        """
+        cloud = cloud_for(consumer("behaviours.succeed", mapping={"BatchSize": 1, "ScalingConfig": {"MaximumConcurrency": 100}},
+                                   queue={"VisibilityTimeout": 900}, function={"Timeout": 900}))
+        cloud.function("Consumer").duration = 600.0  # nothing finishes during the test
+        for start in range(0, 150, 10):
+            boto3.client("sqs").send_message_batch(QueueUrl=cloud.physical_id("Queue"), Entries=[
+                {"Id": str(n), "MessageBody": json.dumps({"n": n})} for n in range(start, start + 10)])
+        running = []
+        for _ in range(4):
+            cloud.run_for(6)
+            running.append(len(cloud.invocations("Consumer")))
+        cloud.run_for(60)
+        assert running == [5 + 30, 5 + 60, 5 + 90, 100], running
+        assert len(cloud.invocations("Consumer")) == 100  # MaximumConcurrency, not the 150 messages
+        assert throttles(cloud) == 0
+
+    def test_a_reserved_concurrency_below_the_pollers_throttles_and_can_dead_letter_messages(self, cloud_for):
+        """Event source mappings do not account for reserved concurrency: the pollers receive batches
+        the function cannot run. Those invocations are throttled (Throttles), retried while the
+        messages are invisible, and the messages return to the queue when their visibility timeout
+        ends: each receive counts, so with maxReceiveCount 1 they go to the DLQ unprocessed.
+
+        https://repost.aws/knowledge-center/lambda-sqs-scaling
+        https://docs.aws.amazon.com/lambda/latest/dg/services-sqs-configure.html
+        """
+        cloud = cloud_for(consumer("behaviours.succeed", mapping={"BatchSize": 1}, function={"ReservedConcurrentExecutions": 1},
+                                   queue={"VisibilityTimeout": 10}, max_receive_count=1))
+        cloud.function("Consumer").duration = 8.0
+        send(cloud, "Queue", *[{"n": n} for n in range(4)])
+
+        cloud.run_until_idle(max_seconds=RETRY_HORIZON)
+
+        dead = boto3.client("sqs").receive_message(QueueUrl=cloud.physical_id("DLQ"), MaxNumberOfMessages=10)
+        assert throttles(cloud) >= 3
+        assert most_overlapping(cloud.invocations("Consumer")) == 1
+        assert len(cloud.invocations("Consumer")) + len(dead.get("Messages", [])) == 4
+        assert dead.get("Messages"), "no message was dead-lettered by the throttling"
+
+    def test_maximum_concurrency_at_the_reserved_concurrency_never_throttles(self, cloud_for):
+        """MaximumConcurrency no higher than the reserved concurrency keeps the pollers from receiving
+        what the function cannot run: no throttles, no receive spent, nothing dead-lettered.
+
+        https://docs.aws.amazon.com/lambda/latest/dg/services-sqs-scaling.html
+        """
+        cloud = cloud_for(consumer("behaviours.succeed", mapping={"BatchSize": 1, "ScalingConfig": {"MaximumConcurrency": 2}},
+                                   function={"ReservedConcurrentExecutions": 2}, queue={"VisibilityTimeout": 10},
+                                   max_receive_count=1))
+        cloud.function("Consumer").duration = 8.0
+        send(cloud, "Queue", *[{"n": n} for n in range(6)])
+
+        cloud.run_until_idle(max_seconds=RETRY_HORIZON)
+
+        assert len(cloud.invocations("Consumer")) == 6
+        assert throttles(cloud) == 0
 
 
 class TestMappingState:

@@ -57,6 +57,6 @@ def test_idle_counts_shards_keys_alarms_and_pollers() -> None:
     idle = cost.idle()
     assert idle["kinesis_shard_hours"] == 2 * cost.HOURS_PER_MONTH
     assert idle["kms_keys"] == 1
-    assert idle["alarms"] == 7
+    assert idle["alarms"] == 8  # stage 8's seven and stage 10's throttles alarm
     # One estimate per SQS event source: order processing, order status, payments.
     assert idle["sqs_standard"] == 3 * cost.IDLE_POLLERS * cost.HOURS_PER_MONTH * 3600 / cost.LONG_POLL_SECONDS

@@ -1,0 +1,166 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 10. Scaling for peak
+#
+# Black Friday. For weeks the storefront took a few orders a minute; at nine it
+# takes hundreds. The shop was built for this: the bus routes each order, the queue
+# **buffers** what order processing cannot take yet, and every consumer scales on
+# its own. Three knobs decide how it absorbs the spike:
+#
+# - **MaximumConcurrency** of order processing's SQS event source: at most this many
+#   batches at once, whatever the backlog;
+# - **reserved concurrency** of the order processing function: at most this many
+#   executions, but Lambda's SQS pollers do not look at it;
+# - the **shard count** of the analytics stream: one batch in flight per shard.
+#
+# Stage 10 (`chapters/10-scale/template.yaml`) makes them parameters. This notebook
+# shows what each one moves: first the chapter's four spikes of 200 orders in a
+# virtual minute (`python -m edakit spike --write` ran them on the local cloud and
+# wrote `chapters/10-scale/spike.json`; the stage test reruns them and checks the
+# file), then a live spike you can change and rerun, then a capacity model for a
+# day far bigger than one machine can replay.
+
+# %%
+import matplotlib.pyplot as plt
+from IPython.display import Markdown, display
+
+import edakit.paths
+from edakit import LocalCloud
+from edakit.capacity import Durations as ModelDurations
+from edakit.capacity import Knobs as ModelKnobs
+from edakit.capacity import million_orders_an_hour, simulate
+from edakit.spike import Durations, Knobs, Spike, load, run_spike
+
+spikes = load()
+runs = spikes["runs"]
+rows = ["| spike | peak backlog | oldest message | concurrency | throttles | iterator age | latency p50 / p99 | in the DLQ |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+for label, run in runs.items():
+    s = run["samples"]
+    latencies = sorted(latency for _, latency in run["latencies"])
+    p50, p99 = latencies[len(latencies) // 2], latencies[int(0.99 * len(latencies))]
+    backlog = max(v + f for v, f in zip(s["visible"], s["in_flight"]))
+    ages = [a for a in s["iterator_age"] if a is not None]
+    rows.append(f"| {label} | {backlog} | {max(s['oldest_age']):.0f} s | {max(s['concurrency'])} | "
+                f"{s['throttles'][-1]} | {max(ages):.0f} s | {p50:.0f} s / {p99:.0f} s | {run['dead_lettered']} |")
+display(Markdown("\n".join(rows)))
+
+# %% [markdown]
+# ## Which knob moves which curve
+#
+# Each column turns one knob down from the baseline (MaximumConcurrency 10, no
+# reservation, 4 shards; grey); each row is a graph CloudWatch would draw. Order
+# processing takes 2 s a batch of up to 10 messages, and each order puts three
+# messages in `OrdersQueue` (the order, inventory's answer, the payment's outcome).
+
+# %%
+COLUMNS = ["MaximumConcurrency 2", "reserved concurrency 2", "1 shard"]
+ROWS = [
+    ("OrdersQueue messages", lambda s: [v + f for v, f in zip(s["visible"], s["in_flight"])]),
+    ("oldest message (s)", lambda s: s["oldest_age"]),
+    ("concurrent executions", lambda s: s["concurrency"]),
+    ("throttles (cumulative)", lambda s: s["throttles"]),
+    ("iterator age (s)", lambda s: s["iterator_age"]),
+]
+
+
+def curve(ax, run, pick, **style):
+    points = [(x, y) for x, y in zip(run["samples"]["second"], pick(run["samples"])) if y is not None]
+    ax.plot([x for x, _ in points], [y for _, y in points], **style)
+
+
+fig, axes = plt.subplots(len(ROWS) + 1, len(COLUMNS), figsize=(11, 11), sharex="col")
+for column, label in enumerate(COLUMNS):
+    axes[0][column].set_title(label)
+    for row, (name, pick) in enumerate(ROWS):
+        ax = axes[row][column]
+        curve(ax, runs["baseline"], pick, color="#9e9e9e", label="baseline")
+        curve(ax, runs[label], pick, color="#c62828", label=label)
+        if column == 0:
+            ax.set_ylabel(name)
+    ax = axes[len(ROWS)][column]
+    for run, color in ((runs["baseline"], "#9e9e9e"), (runs[label], "#c62828")):
+        ax.scatter([p for p, _ in run["latencies"]], [v for _, v in run["latencies"]], s=4, color=color)
+    ax.set_xlabel("virtual seconds since the spike began (latency: by when the order was placed)")
+    if column == 0:
+        ax.set_ylabel("end-to-end latency (s)")
+axes[0][0].legend(loc="upper right", fontsize=8)
+fig.suptitle("Stage 10: 200 orders in a virtual minute, one knob turned down per column")
+fig.tight_layout()
+plt.show()
+
+# %% [markdown]
+# Read the columns:
+#
+# - **MaximumConcurrency 2** moves the **backlog**, the **age of the oldest message**
+#   and the **latency**: orders wait in the queue, which is what a buffer is for, and
+#   drain after the spike. Nothing is throttled and no receive is wasted.
+# - **Reserved concurrency 2** caps the executions too, but **throttles**: up to 10
+#   pollers receive batches that 2 executions cannot run. Lambda retries them while
+#   their messages are invisible; when the visibility timeout passes first, the
+#   messages go back to the queue with a receive spent. To cap an SQS consumer, use
+#   MaximumConcurrency, and if you also reserve, reserve at least as much.
+# - **1 shard** leaves the queue alone and moves the **iterator age**: the analytics
+#   consumer reads one batch per shard at a time, so the clickstream waits in the
+#   stream. More shards, more parallel batches (and 0.015 USD an hour each).
+
+# %% [markdown]
+# ## A live spike
+#
+# The same spike, smaller, on a fresh stage-10 cloud: 24 orders in 6 virtual
+# seconds, MaximumConcurrency 2. Change the knobs (or the template's parameters in
+# `LocalCloud.from_template(..., parameters={...})`) and rerun the cell.
+
+# %%
+live_spike = Spike(orders=24, seconds=6, seed=10)
+with LocalCloud.from_template(edakit.paths.chapter("10")) as cloud:
+    live = run_spike(cloud, live_spike, Knobs(maximum_concurrency=2), Durations(), label="live")
+print(f"live spike: {len(live.placed_at)} orders, peak backlog {live.peak_backlog}, oldest {live.peak_age:.1f} s, "
+      f"concurrency {live.peak_concurrency}, throttles {live.throttles}, p99 latency {live.latency(0.99):.1f} s")
+
+# %% [markdown]
+# ## The capacity model
+#
+# One machine replays hundreds of orders, not millions. `edakit.capacity` is a
+# discrete-event simulation (SimPy) of the same path with AWS's documented quotas
+# and scaling rates: the SQS pollers' ramp, MaximumConcurrency, reserved and account
+# concurrency, Lambda's scaling rate, Kinesis's per-shard limits and the PutEvents
+# quota. It is calibrated against the local cloud: given the same arrivals, both
+# draw the same backlog (the calibration test states the tolerance).
+
+# %%
+model = simulate(live.placed_at, ModelKnobs(maximum_concurrency=2), ModelDurations(order_processing=2.0,
+                 inventory=0.2, payments=0.5, analytics=2.0))
+fig, ax = plt.subplots(figsize=(8, 3))
+ax.step([s.second for s in live.samples], [s.visible + s.in_flight for s in live.samples], where="post",
+        color="#c62828", label="local cloud")
+ax.step([s.second for s in model.samples], [s.visible + s.in_flight for s in model.samples], where="post",
+        color="#1565c0", linestyle="--", label="capacity model")
+ax.set_xlabel("virtual seconds")
+ax.set_ylabel("OrdersQueue messages")
+ax.set_title("The live spike and the model's prediction for the same orders")
+ax.legend()
+fig.tight_layout()
+plt.show()
+
+# %% [markdown]
+# ## One million orders in an hour
+#
+# The model's answer, with the shop's current settings: the backlog, the latency,
+# the quota that breaks first and what the hour costs.
+
+# %%
+answer = million_orders_an_hour()
+display(Markdown(answer.table()))
