@@ -21,7 +21,7 @@ comma := ,
 CHROMIUM := /usr/bin/chromium
 
 
-.PHONY: help setup demo test test-fast docs clean checkov-env verify deploy smoke destroy bench
+.PHONY: help setup demo test test-fast docs clean checkov-env verify deploy smoke destroy bench spike
 
 help: ## List the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -54,6 +54,9 @@ test: $(STAMP) $(CHROMIUM) $(CHECKOV_STAMP) ## Run every test (installs chromium
 
 test-fast: $(STAMP) ## Run the tests, stopping at the first failure
 	@$(PY) -m pytest -x -q
+
+spike: $(STAMP) ## Run chapter 10's four Black-Friday spikes on the local cloud and summarise them (minutes)
+	@$(PY) -m edakit spike
 
 bench: $(STAMP) ## Measure the local cloud's speed (medians of 3 runs) into build/bench.md; takes minutes
 	@$(PY) -m edakit bench

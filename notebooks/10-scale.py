@@ -119,12 +119,13 @@ plt.show()
 # %% [markdown]
 # ## A live spike
 #
-# The same spike, smaller, on a fresh stage-10 cloud: 24 orders in 6 virtual
-# seconds, MaximumConcurrency 2. Change the knobs (or the template's parameters in
-# `LocalCloud.from_template(..., parameters={...})`) and rerun the cell.
+# The same spike, much smaller, on a fresh stage-10 cloud: 10 orders in 2 virtual
+# seconds, MaximumConcurrency 2 (a wall second for every six orders or so: the 800
+# orders above took minutes). Change the knobs (or the template's parameters in
+# `LocalCloud.from_template(..., parameters={...})`), place more orders, and rerun the cell.
 
 # %%
-live_spike = Spike(orders=24, seconds=6, seed=10)
+live_spike = Spike(orders=10, seconds=2, seed=10)
 with LocalCloud.from_template(edakit.paths.chapter("10")) as cloud:
     live = run_spike(cloud, live_spike, Knobs(maximum_concurrency=2), Durations(), label="live")
 print(f"live spike: {len(live.placed_at)} orders, peak backlog {live.peak_backlog}, oldest {live.peak_age:.1f} s, "
