@@ -11,6 +11,7 @@ commands:
   verify  the offline verification chain on a stage (default: sam-app/)
   bench   how fast the local cloud runs the finished system (build/bench.md)
   cost    what the finished shop costs on AWS, idle and per 1,000 orders
+  capacity  one million orders in an hour, through chapter 10's capacity model (--write)
   spike   chapter 10's Black-Friday spikes on the local cloud (--write: chapters/10-scale/spike.json)
   aws     commands for the shop deployed on AWS (preflight, stack-exists, smoke,
           record, leftovers); `python -m edakit aws --help` says more
@@ -39,6 +40,10 @@ def main(argv: list[str]) -> int:
         from .cost import main as cost
 
         return cost(rest)
+    if command == "capacity":
+        from .capacity import main as capacity
+
+        return capacity(rest)
     if command == "spike":
         from .spike import main as spike
 

@@ -46,13 +46,31 @@ FINAL_EVENTS = ("OrderConfirmed", "OrderCancelled")
 DEAD_LETTER_QUEUES = ("OrdersDLQ", "PaymentsDLQ")
 
 
+#: ScalingConfig's MaximumConcurrency range, and the account's concurrent executions.
+#: https://docs.aws.amazon.com/lambda/latest/dg/API_ScalingConfig.html
+MAXIMUM_CONCURRENCY_RANGE = (2, 1000)
+ACCOUNT_CONCURRENCY = 1000
+
+
 @dataclass(frozen=True)
 class Knobs:
-    """The three knobs of chapter 10 (stage 10's parameters)."""
+    """The three knobs of chapter 10 (stage 10's parameters); None leaves a knob as the
+    template sets it. The local cloud (edakit.spike) and the model (edakit.capacity) share it."""
 
-    maximum_concurrency: int | None = None   # OrdersQueue mapping's ScalingConfig (None: as deployed)
-    reserved_concurrency: int | None = None  # order processing's reserved concurrency (None: none)
-    shard_count: int | None = None           # AnalyticsStream's shards (None: as deployed)
+    maximum_concurrency: int | None = None   # OrdersQueue mapping's ScalingConfig
+    reserved_concurrency: int | None = None  # OrderProcessingFunction's ReservedConcurrentExecutions
+    shard_count: int | None = None           # AnalyticsStream's shards
+
+    def __post_init__(self) -> None:
+        low, high = MAXIMUM_CONCURRENCY_RANGE
+        if self.maximum_concurrency is not None and not low <= self.maximum_concurrency <= high:
+            raise ValueError(f"maximum_concurrency must be between {low} and {high} (ScalingConfig's range), "
+                             f"or None for the template's; got {self.maximum_concurrency}")
+        if self.reserved_concurrency is not None and not 0 <= self.reserved_concurrency <= ACCOUNT_CONCURRENCY:
+            raise ValueError(f"reserved_concurrency must be between 0 and {ACCOUNT_CONCURRENCY}, or None; "
+                             f"got {self.reserved_concurrency}")
+        if self.shard_count is not None and self.shard_count < 1:
+            raise ValueError(f"shard_count must be at least 1, got {self.shard_count}")
 
     def parameters(self) -> dict[str, str]:
         """The same knobs as stage 10's template parameters, for a fresh deploy."""
@@ -61,15 +79,27 @@ class Knobs:
                   "AnalyticsShardCount": self.shard_count}
         return {name: str(value) for name, value in values.items() if value is not None}
 
+    def over(self, template: "Knobs") -> "Knobs":
+        """These knobs, with the ones left at None taken from `template`."""
+        return Knobs(*(mine if mine is not None else theirs for mine, theirs in
+                       zip((self.maximum_concurrency, self.reserved_concurrency, self.shard_count),
+                           (template.maximum_concurrency, template.reserved_concurrency, template.shard_count))))
+
 
 @dataclass(frozen=True)
 class Durations:
-    """Virtual seconds each invocation (a whole batch) takes, by function."""
+    """Virtual seconds each invocation (a whole batch) takes, by function. The defaults are the
+    local cloud's (edakit.runtime.DEFAULT_DURATION); SPIKE_DURATIONS are the chapter's."""
 
-    order_processing: float = 4.0
-    inventory: float = 0.2
-    payments: float = 0.5
-    analytics: float = 8.0
+    order_processing: float = 0.1
+    inventory: float = 0.1
+    payments: float = 0.1
+    analytics: float = 0.1
+
+    def __post_init__(self) -> None:
+        for name, value in vars(self).items():
+            if not value > 0:
+                raise ValueError(f"Durations.{name} must be a positive number of seconds, got {value}")
 
     def apply(self, cloud: "LocalCloud") -> None:
         for logical_id, seconds in (("OrderProcessingFunction", self.order_processing),
@@ -77,6 +107,11 @@ class Durations:
                                     ("PaymentsFunction", self.payments),
                                     ("AnalyticsFunction", self.analytics)):
             cloud.function(logical_id).duration = seconds
+
+
+#: The chapter's spike: order processing takes 4 s a batch, analytics 8 s, so that 200 orders
+#: in a minute make the knobs matter.
+SPIKE_DURATIONS = Durations(order_processing=4.0, inventory=0.2, payments=0.5, analytics=8.0)
 
 
 @dataclass(frozen=True)
@@ -184,7 +219,7 @@ def _oldest_age(cloud: "LocalCloud", now: float) -> float:
 
 
 def run_spike(cloud: "LocalCloud", spike: Spike = Spike(), knobs: Knobs = Knobs(),
-              durations: Durations = Durations(), *, label: str = "", horizon: float = 3600.0) -> SpikeResult:
+              durations: Durations = SPIKE_DURATIONS, *, label: str = "", horizon: float = 3600.0) -> SpikeResult:
     """Place the spike's orders on a running stage-10 cloud and sample it each virtual second
     until every order is through (or `horizon` virtual seconds have passed)."""
     from .metrics import iterator_age
@@ -263,7 +298,7 @@ RUNS: dict[str, Knobs] = {
 }
 
 
-def chapter_runs(spike: Spike = Spike(), durations: Durations = Durations(),
+def chapter_runs(spike: Spike = Spike(), durations: Durations = SPIKE_DURATIONS,
                  stage: Path | None = None) -> dict[str, SpikeResult]:
     """Each of RUNS on a fresh stage-10 cloud, deployed with the run's knobs as parameters."""
     from .cloud import LocalCloud

@@ -192,7 +192,7 @@ class TestChapter:
         text += "".join(o["data"].get("text/markdown", "") + o["data"].get("text/plain", "")
                         for o in outputs if "data" in o)
         assert sum("image/png" in o.get("data", {}) for o in outputs) >= 4, "the notebook draws fewer than 4 charts"
-        assert "live spike" in text and "one million orders" in text.lower(), text[-2000:]
+        assert "live spike" in text and "1,000,000 orders in one hour" in text, text[-2000:]
         assert seconds < NOTEBOOK_SECONDS, f"the notebook took {seconds:.1f} s"
 
 
