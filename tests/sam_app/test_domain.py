@@ -533,18 +533,21 @@ class TestStorefront:
         sent = [json.loads(entry["Detail"])["event_id"] for call in client.calls for entry in call]
         assert sent == [event.event_id for event in events]
 
-    def test_a_refused_entry_raises_put_events_failed_naming_the_order(self) -> None:
-        client = FakeEventsClient(refuse=for_customers("customer-3"))
-        with pytest.raises(PutEventsFailed, match="refused 1 of 5 entries.*InternalFailure") as raised:
-            Storefront("shop", client).place_orders(carts(5))
+    def test_a_refused_entry_is_put_again_then_raises_put_events_failed_naming_the_order(self) -> None:
+        """A refused entry, and only it, is put again after 0.1 s, then 0.2 s; refused every
+        time, it is raised. https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-putevents.html"""
+        client, waits = FakeEventsClient(refuse=for_customers("customer-3")), []
+        with pytest.raises(PutEventsFailed, match="refused 1 of 5 entries 3 times.*InternalFailure") as raised:
+            Storefront("shop", client, wait=waits.append).place_orders(carts(5))
         [(event, code, _message)] = raised.value.failures
         assert (event.customer_id, code) == ("customer-3", "InternalFailure")
+        assert [len(call) for call in client.calls] == [5, 1, 1] and waits == [0.1, 0.2]
 
     def test_refusals_in_every_batch_are_reported_after_all_batches_were_tried(self) -> None:
         client = FakeEventsClient(refuse=for_customers("customer-0", "customer-20"))
         with pytest.raises(PutEventsFailed) as raised:
-            Storefront("shop", client).place_orders(carts(21))
-        assert len(client.calls) == 3
+            Storefront("shop", client, wait=lambda seconds: None).place_orders(carts(21))
+        assert [len(call) for call in client.calls] == [10, 1, 1, 10, 1, 1, 1]  # each refusal tried 3 times
         refused = [event.customer_id for event, _code, _message in raised.value.failures]
         assert refused == ["customer-0", "customer-20"]
 

@@ -8,6 +8,7 @@ Run `python tests/stages/test_stage_10.py` to regenerate the README's template d
 from __future__ import annotations
 
 import json
+import random
 from pathlib import Path
 
 import boto3
@@ -17,6 +18,7 @@ from edakit import LocalCloud
 from edakit.chapters import stage_diff, with_block
 from edakit.errors import DeploymentError
 from edakit.paths import CHAPTERS, NOTEBOOKS
+from edakit.scenarios import carts, seed_every_product
 from edakit.spike import SPIKE_FILE, Durations, Spike, SpikeResult, as_document, chapter_runs, run_spike
 
 STAGE = "10-scale"
@@ -88,7 +90,51 @@ class TestTheKnobs:
             LocalCloud.from_template(stage_dir, parameters={"ShardCount": 4}).start()
 
 
-@pytest.fixture(scope="module")
+class ThrottlingEvents:
+    """An EventBridge client at its PutEvents quota: the first call refuses every other entry
+    with ThrottlingException (as a successful call with FailedEntryCount), the rest go through."""
+
+    def __init__(self) -> None:
+        self.client = boto3.client("events")
+        self.calls: list[int] = []
+
+    def put_events(self, *, Entries):
+        self.calls.append(len(Entries))
+        if len(self.calls) > 1:
+            return self.client.put_events(Entries=Entries)
+        accepted = self.client.put_events(Entries=Entries[::2])["Entries"]
+        refused = {"ErrorCode": "ThrottlingException", "ErrorMessage": "Rate exceeded"}
+        results = [accepted[i // 2] if i % 2 == 0 else refused for i in range(len(Entries))]
+        return {"FailedEntryCount": len(Entries) // 2, "Entries": results}
+
+
+class TestTheStorefront:
+    def test_entries_throttled_at_the_put_events_quota_are_put_again_and_every_order_confirmed(
+            self, stage_dir: Path) -> None:
+        """Past the PutEvents quota, a call can succeed and refuse single entries
+        (FailedEntryCount, ErrorCode ThrottlingException): the storefront puts those, and only
+        those, again after a wait. Every order is then confirmed, once.
+
+        https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-putevents.html
+        https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-quota.html
+        """
+        from shop.storefront import Storefront
+
+        waits: list[float] = []
+        with LocalCloud.from_template(stage_dir) as cloud:
+            seed_every_product(cloud, 1000)
+            events = ThrottlingEvents()
+            placed = Storefront(cloud.physical_id("ShopBus"), events, wait=waits.append).place_orders(
+                carts(random.Random(4), 8))
+            cloud.run_until_idle()
+            table = boto3.resource("dynamodb").Table(cloud.physical_id("OrdersTable"))
+            statuses = {item["order_id"]: item["status"] for item in table.scan()["Items"]}
+        assert events.calls == [8, 4] and waits == [0.1]
+        assert sorted(statuses) == sorted(o.order_id for o in placed)
+        assert set(statuses.values()) == {"CONFIRMED"}
+
+
+@pytest.fixture(scope="session")  # not "module": a worker may run another module in between
 def spikes(request: pytest.FixtureRequest) -> dict[str, SpikeResult]:
     """The chapter's four spikes (200 orders in a virtual minute each), on fresh stage-10 clouds."""
     override = request.config.getoption("--stage-dir")

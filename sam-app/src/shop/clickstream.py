@@ -17,16 +17,14 @@ from typing import Any, Protocol
 import boto3
 
 from shop.events import EventEnvelope, InvalidEvent, ProductAddedToCart, ProductViewed
+from shop.retrying import FIRST_RETRY_WAIT_SECONDS, MAX_ATTEMPTS, put_with_retries  # noqa: F401
 
 # "Each PutRecords request can support up to 500 records. Each record in the request can
 # be as large as 1 MiB." https://docs.aws.amazon.com/kinesis/latest/APIReference/API_PutRecords.html
 MAX_RECORDS_PER_PUT_RECORDS = 500
 MAX_RECORD_BYTES = 1024 * 1024
-#: Attempts per record, the first included, before PutRecordsFailed is raised.
-MAX_ATTEMPTS = 3
-#: The wait before the first retry; it doubles after each attempt. AWS advises retrying
-#: throttled records with a backoff, not at once.
-FIRST_RETRY_WAIT_SECONDS = 0.1
+#: Attempts per record (the first included) before PutRecordsFailed, and the first wait,
+#: are shop.retrying's (MAX_ATTEMPTS, FIRST_RETRY_WAIT_SECONDS).
 
 ClickEvent = ProductViewed | ProductAddedToCart
 
@@ -141,19 +139,14 @@ class Clickstream:
     def _put_with_retries(self, events: list[ClickEvent], entries: list[dict[str, Any]]
                           ) -> list[tuple[ClickEvent, str, str]]:
         """Put one chunk; return the events refused on the last attempt, with their error."""
-        pending = list(zip(events, entries))
-        refused: list[tuple[ClickEvent, dict[str, Any], str, str]] = []
-        for attempt in range(MAX_ATTEMPTS):
-            if attempt:
-                self.wait(FIRST_RETRY_WAIT_SECONDS * 2 ** (attempt - 1))
-            response = self.kinesis.put_records(StreamName=self.stream_name, Records=[e for _, e in pending])
-            if not response.get("FailedRecordCount"):
-                return []
-            # One result per request record, in request order; a refused one has ErrorCode.
-            refused = [(event, entry, result["ErrorCode"], result.get("ErrorMessage", ""))
-                       for (event, entry), result in zip(pending, response["Records"], strict=True)
-                       if "ErrorCode" in result]
-            if not refused:
-                return []
-            pending = [(event, entry) for event, entry, _, _ in refused]
-        return [(event, code, message) for event, _, code, message in refused]
+        refused = put_with_retries(self._put_once, list(zip(events, entries)), self.wait)
+        return [(event, code, message) for (event, _), code, message in refused]
+
+    def _put_once(self, pending: list[tuple[ClickEvent, dict[str, Any]]]
+                  ) -> list[tuple[tuple[ClickEvent, dict[str, Any]], str, str]]:
+        response = self.kinesis.put_records(StreamName=self.stream_name, Records=[e for _, e in pending])
+        if not response.get("FailedRecordCount"):
+            return []
+        # One result per request record, in request order; a refused one has ErrorCode.
+        return [(item, result["ErrorCode"], result.get("ErrorMessage", ""))
+                for item, result in zip(pending, response["Records"], strict=True) if "ErrorCode" in result]
