@@ -60,7 +60,9 @@ display(Markdown("\n".join(rows)))
 # ## Which knob moves which curve
 #
 # Each column turns one knob down from the baseline (MaximumConcurrency 10, no
-# reservation, 4 shards; grey); each row is a graph CloudWatch would draw. Order
+# reservation, 4 shards; grey, hidden where the curves are the same); each row is a
+# graph CloudWatch would draw, the last one each order's end-to-end latency, placed
+# at the second the order was placed. Order
 # processing takes 2 s a batch of up to 10 messages, and each order puts three
 # messages in `OrdersQueue` (the order, inventory's answer, the payment's outcome).
 
@@ -92,9 +94,10 @@ for column, label in enumerate(COLUMNS):
     ax = axes[len(ROWS)][column]
     for run, color in ((runs["baseline"], "#9e9e9e"), (runs[label], "#c62828")):
         ax.scatter([p for p, _ in run["latencies"]], [v for _, v in run["latencies"]], s=4, color=color)
-    ax.set_xlabel("virtual seconds since the spike began (latency: by when the order was placed)")
+    ax.set_xlabel("virtual seconds since the spike began")
+    ax.set_xlim(0, 300)
     if column == 0:
-        ax.set_ylabel("end-to-end latency (s)")
+        ax.set_ylabel("latency (s), at placement")
 axes[0][0].legend(loc="upper right", fontsize=8)
 fig.suptitle("Stage 10: 200 orders in a virtual minute, one knob turned down per column")
 fig.tight_layout()
