@@ -48,8 +48,11 @@ setup: $(STAMP) ## Create .venv from the lock file (done by every other command 
 demo: $(STAMP) ## Run the finished system's main scenario on the local cloud
 	@$(PY) -m edakit demo
 
+# --dist loadscope: one worker runs a class's (or a module's) tests, so their shared fixtures
+# (sam build, the cost scenario, chapter 10's spikes) run once. (pytest-xdist's loadgroup does
+# not group under pytest 9: it renames item._nodeid, which pytest 9 no longer reads.)
 test: $(STAMP) $(CHROMIUM) $(CHECKOV_STAMP) ## Run every test (installs chromium for the docs' browser test, and checkov, when missing)
-	@$(PY) -m pytest -n 2 --dist loadgroup --durations=10 -q -m "not notebook and not timing"
+	@$(PY) -m pytest -n 2 --dist loadscope --durations=10 -q -m "not notebook and not timing"
 	@$(PY) -m pytest -q -m "notebook or timing" --durations=0
 
 test-fast: $(STAMP) ## Run the tests, stopping at the first failure

@@ -40,6 +40,7 @@ import edakit.paths
 from edakit import LocalCloud
 from edakit.capacity import ANSWER_FILE as capacity_answer
 from edakit.capacity import simulate
+from edakit.diagrams import architecture, show
 from edakit.spike import SPIKE_DURATIONS, Knobs, Spike, load, run_spike
 
 spikes = load()
@@ -130,6 +131,7 @@ plt.show()
 live_spike = Spike(orders=10, seconds=2, seed=10)
 with LocalCloud.from_template(edakit.paths.chapter("10")) as cloud:
     live = run_spike(cloud, live_spike, Knobs(maximum_concurrency=2), SPIKE_DURATIONS, label="live")
+    show(architecture(cloud))  # stage 10, as deployed: the shop of stage 9 with its knobs
 print(f"live spike: {len(live.placed_at)} orders, peak backlog {live.peak_backlog}, oldest {live.peak_age:.1f} s, "
       f"concurrency {live.peak_concurrency}, throttles {live.throttles}, p99 latency {live.latency(0.99):.1f} s")
 
@@ -193,3 +195,29 @@ display(Markdown(capacity_answer.read_text()))
 #   DynamoDB on-demand, the account's concurrency) stays below its limit.
 # - **The cost is SMS.** About 5,880 USD for the hour, 99 % of it text messages; the
 #   serverless part (events, queues, functions, tables, the stream) costs a few USD.
+
+# %% [markdown]
+# ## Summary
+#
+# - A queue in front of a consumer turns a spike into a backlog: nothing is lost, and
+#   what the spike costs is **latency**, read as the age of the oldest message.
+# - **MaximumConcurrency** is the knob for "at most N batches at once" on an SQS
+#   consumer: the backlog waits in the queue. **Reserved concurrency** below the
+#   pollers gives the same cap with **throttles**, wasted receives and, at worst,
+#   orders in the DLQ that never ran.
+# - The **shard count** sets a stream consumer's parallelism: one batch in flight per
+#   shard. Its symptom is the **iterator age**, not the queue.
+# - A peak is a chain: raise one consumer's cap and the backlog moves to the next
+#   (payments, here). A model built on the documented quotas says where, before the
+#   day; the first quota a new account breaks is the SMS spend limit.
+#
+# ## Try this
+#
+# 1. In the live spike, set `Knobs(maximum_concurrency=2, reserved_concurrency=1)` and
+#    place 30 orders: how many throttles, and does any order reach `OrdersDLQ`?
+# 2. Make order processing faster (`dataclasses.replace(SPIKE_DURATIONS,
+#    order_processing=1.0)`) with MaximumConcurrency 2: which curves of the first
+#    column come back to the baseline?
+# 3. Run `million_orders_an_hour(Knobs(maximum_concurrency=50), Durations(payments=0.05))`
+#    (from `edakit.capacity` and `edakit.spike`; 6 s): does the latency follow the
+#    faster payments? Which quota is now the busiest?

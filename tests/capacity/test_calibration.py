@@ -37,7 +37,6 @@ def _moving_average(series: dict[float, int], seconds: list[float], width: int) 
     return {t: sum(series.get(t + k, 0) for k in range(-half, half + 1)) / width for t in seconds}
 
 
-@pytest.mark.xdist_group("spike")
 def test_the_model_gives_the_local_clouds_backlog_curve() -> None:
     """Both follow Lambda's SQS polling (5 pollers, then 300 a minute, capped by
     MaximumConcurrency; BatchSize and the batching window) and SQS's visibility timeout:

@@ -18,8 +18,6 @@ import yaml
 from edakit.paths import ROOT, SAM_APP
 from edakit.template import read_template
 
-pytestmark = pytest.mark.xdist_group("sam-build")
-
 BIN = Path(sys.executable).parent
 ENV = {**os.environ, "AWS_DEFAULT_REGION": "us-east-1", "SAM_CLI_TELEMETRY": "0",
        # sam build looks for the runtime's interpreter (python3.12) on PATH: the venv's.

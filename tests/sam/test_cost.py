@@ -13,9 +13,6 @@ import pytest
 from edakit import cost
 from edakit.paths import SAM_APP
 
-#: One worker runs the module, so its scenario runs once.
-pytestmark = pytest.mark.xdist_group("cost")
-
 
 @pytest.fixture(scope="module")
 def usage() -> cost.Usage:

@@ -7,6 +7,7 @@ Run `python tests/stages/test_stage_10.py` to regenerate the README's template d
 
 from __future__ import annotations
 
+import functools
 import json
 import random
 from pathlib import Path
@@ -134,14 +135,19 @@ class TestTheStorefront:
         assert set(statuses.values()) == {"CONFIRMED"}
 
 
-@pytest.fixture(scope="session")  # not "module": a worker may run another module in between
+@functools.cache
+def chapter_spikes(stage: Path) -> dict[str, SpikeResult]:
+    """The chapter's four spikes, run once per test process (a few minutes)."""
+    return chapter_runs(stage=stage)
+
+
+@pytest.fixture
 def spikes(request: pytest.FixtureRequest) -> dict[str, SpikeResult]:
     """The chapter's four spikes (200 orders in a virtual minute each), on fresh stage-10 clouds."""
     override = request.config.getoption("--stage-dir")
-    return chapter_runs(stage=Path(override).resolve() if override else CHAPTERS / STAGE)
+    return chapter_spikes(Path(override).resolve() if override else CHAPTERS / STAGE)
 
 
-@pytest.mark.xdist_group("spike")
 class TestTheSpike:
     def test_no_order_is_lost_each_one_is_finished_or_waits_in_a_dlq(self, spikes: dict[str, SpikeResult]) -> None:
         """A spike loses no order: each one is confirmed (or cancelled, a declined card), or its
