@@ -27,21 +27,22 @@
 #
 # Stage 10 (`chapters/10-scale/template.yaml`) makes them parameters. This notebook
 # shows what each one moves: first the chapter's four spikes of 200 orders in a
-# virtual minute (`python -m edakit spike --write` ran them on the local cloud and
-# wrote `chapters/10-scale/spike.json`; the stage test reruns them and checks the
-# file), then a live spike you can change and rerun, then a capacity model for a
-# day far bigger than one machine can replay.
+# virtual minute on the local cloud, then a capacity model for a day far bigger than
+# one machine can replay. The spikes take minutes of wall time (a wall second for
+# every six orders or so), so this notebook reads them from
+# `chapters/10-scale/spike.json`: `python -m edakit spike --write` (or `make spike`)
+# ran them on the local cloud, and the stage test runs them again and checks the
+# file. To run one yourself, `edakit.spike.run_spike(cloud, Spike(...), Knobs(...))`
+# on a `LocalCloud.from_template("chapters/10-scale")`.
 
 # %%
 import matplotlib.pyplot as plt
 from IPython.display import Markdown, display
 
-import edakit.paths
-from edakit import LocalCloud
 from edakit.capacity import ANSWER_FILE as capacity_answer
 from edakit.capacity import simulate
-from edakit.diagrams import architecture, show
-from edakit.spike import SPIKE_DURATIONS, Knobs, Spike, load, run_spike
+from edakit.diagrams import show
+from edakit.spike import SPIKE_DURATIONS, Knobs, Spike, load
 
 spikes = load()
 runs = spikes["runs"]
@@ -83,7 +84,7 @@ def curve(ax, run, pick, **style):
     ax.plot([x for x, _ in points], [y for _, y in points], **style)
 
 
-fig, axes = plt.subplots(len(ROWS) + 1, len(COLUMNS), figsize=(11, 11), sharex="col")
+fig, axes = plt.subplots(len(ROWS) + 1, len(COLUMNS), figsize=(11, 11), sharex="col", dpi=72)
 for column, label in enumerate(COLUMNS):
     axes[0][column].set_title(label)
     for row, (name, pick) in enumerate(ROWS):
@@ -120,20 +121,33 @@ plt.show()
 #   stream. More shards, more parallel batches (and 0.015 USD an hour each).
 
 # %% [markdown]
-# ## A live spike
+# ## The lesson, drawn from the numbers
 #
-# The same spike, much smaller, on a fresh stage-10 cloud: 10 orders in 2 virtual
-# seconds, MaximumConcurrency 2 (a wall second for every six orders or so: the 800
-# orders above took minutes). Change the knobs (or the template's parameters in
-# `LocalCloud.from_template(..., parameters={...})`), place more orders, and rerun the cell.
+# A knob "moves" a curve when its peak is at least one and a half times the
+# baseline's (or, for throttles, above zero where the baseline has none).
 
 # %%
-live_spike = Spike(orders=10, seconds=2, seed=10)
-with LocalCloud.from_template(edakit.paths.chapter("10")) as cloud:
-    live = run_spike(cloud, live_spike, Knobs(maximum_concurrency=2), SPIKE_DURATIONS, label="live")
-    show(architecture(cloud))  # stage 10, as deployed: the shop of stage 9 with its knobs
-print(f"live spike: {len(live.placed_at)} orders, peak backlog {live.peak_backlog}, oldest {live.peak_age:.1f} s, "
-      f"concurrency {live.peak_concurrency}, throttles {live.throttles}, p99 latency {live.latency(0.99):.1f} s")
+def peaks(run):
+    s = run["samples"]
+    latencies = sorted(latency for _, latency in run["latencies"])
+    return {
+        "backlog": max(v + f for v, f in zip(s["visible"], s["in_flight"])),
+        "oldest message": max(s["oldest_age"]),
+        "throttles": s["throttles"][-1],
+        "iterator age": max(a for a in s["iterator_age"] if a is not None),
+        "latency p50": latencies[len(latencies) // 2],
+    }
+
+
+base = peaks(runs["baseline"])
+lines = ["flowchart LR"]
+for number, label in enumerate(COLUMNS):
+    turned = peaks(runs[label])
+    lines.append(f'    K{number}["{label}"]')
+    for metric, value in turned.items():
+        if (base[metric] == 0 and value > 0) or (base[metric] > 0 and value >= 1.5 * base[metric]):
+            lines.append(f'    K{number} --> M{metric.replace(" ", "_")}["{metric}"]')
+show("\n".join(lines))
 
 # %% [markdown]
 # ## The capacity model
@@ -144,27 +158,34 @@ print(f"live spike: {len(live.placed_at)} orders, peak backlog {live.peak_backlo
 # concurrency, Lambda's scaling rate, Kinesis's per-shard limits and the PutEvents
 # quota. It is calibrated against the local cloud: given the same orders at the same
 # instants, both draw the same backlog (`tests/capacity/test_calibration.py` states
-# the tolerance). Here it replays the chapter's spikes, and the live one, in a
-# fraction of a second.
+# the tolerance). Here it replays the chapter's turned-down spikes in a fraction of a
+# second, then a spike five times as big, which only the model can run in seconds.
+# Change the knobs and rerun the cell.
 
 # %%
-fig, axes = plt.subplots(1, 3, figsize=(11, 3), sharey=False)
-cases = [(runs[label]["placed_at"], label, Knobs(**runs[label]["knobs"]), runs[label]["samples"])
-         for label in ("MaximumConcurrency 2", "reserved concurrency 2")]
-cases.append((live.placed_at, "the live spike", Knobs(maximum_concurrency=2),
-              {"second": [s.second for s in live.samples],
-               "visible": [s.visible for s in live.samples], "in_flight": [s.in_flight for s in live.samples]}))
-for ax, (placed_at, label, knobs, samples) in zip(axes, cases):
-    model = simulate(placed_at, knobs, SPIKE_DURATIONS)
-    ax.plot(samples["second"], [v + f for v, f in zip(samples["visible"], samples["in_flight"])],
+fig, axes = plt.subplots(1, 3, figsize=(11, 3), dpi=72)
+for ax, label in zip(axes[:2], ("MaximumConcurrency 2", "reserved concurrency 2")):
+    run = runs[label]
+    model = simulate(run["placed_at"], Knobs(**run["knobs"]), SPIKE_DURATIONS)
+    ax.plot(run["samples"]["second"], [v + f for v, f in zip(run["samples"]["visible"], run["samples"]["in_flight"])],
             color="#c62828", label="local cloud")
     ax.plot([s.second for s in model.samples], [s.visible + s.in_flight for s in model.samples],
             color="#1565c0", linestyle="--", label="capacity model")
     ax.set_title(label)
-    ax.set_xlim(0, 300 if label != "the live spike" else 60)
+    ax.set_xlim(0, 300)
     ax.set_xlabel("virtual seconds")
 axes[0].set_ylabel("OrdersQueue messages")
 axes[0].legend()
+# Beyond the local cloud: a spike five times as big, in the model only.
+bigger = Spike(orders=1000, seconds=60, seed=7).arrivals()
+for cap, color in ((2, "#c62828"), (10, "#9e9e9e"), (50, "#2e7d32")):
+    model = simulate(bigger, Knobs(maximum_concurrency=cap, shard_count=4), SPIKE_DURATIONS)
+    axes[2].plot([s.second for s in model.samples], [s.visible + s.in_flight for s in model.samples],
+                 color=color, label=f"MaximumConcurrency {cap}")
+axes[2].set_title("1,000 orders in a minute (model)")
+axes[2].set_xlim(0, 900)
+axes[2].set_xlabel("virtual seconds")
+axes[2].legend(fontsize=8)
 fig.tight_layout()
 plt.show()
 
@@ -213,11 +234,11 @@ display(Markdown(capacity_answer.read_text()))
 #
 # ## Try this
 #
-# 1. In the live spike, set `Knobs(maximum_concurrency=2, reserved_concurrency=1)` and
-#    place 30 orders: how many throttles, and does any order reach `OrdersDLQ`?
-# 2. Make order processing faster (`dataclasses.replace(SPIKE_DURATIONS,
-#    order_processing=1.0)`) with MaximumConcurrency 2: which curves of the first
-#    column come back to the baseline?
+# 1. On a `LocalCloud.from_template("chapters/10-scale")`, run
+#    `run_spike(cloud, Spike(orders=30, seconds=5), Knobs(maximum_concurrency=2, reserved_concurrency=1))`:
+#    how many throttles, and does any order reach `OrdersDLQ`?
+# 2. In the model cell, make order processing faster (`dataclasses.replace(SPIKE_DURATIONS,
+#    order_processing=1.0)`): which MaximumConcurrency does the 1,000-order spike need now?
 # 3. Run `million_orders_an_hour(Knobs(maximum_concurrency=50), Durations(payments=0.05))`
 #    (from `edakit.capacity` and `edakit.spike`; 6 s): does the latency follow the
 #    faster payments? Which quota is now the busiest?

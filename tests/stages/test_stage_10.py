@@ -234,7 +234,7 @@ class TestChapter:
             "chapters/10-scale/README.md is stale: run `python tests/stages/test_stage_10.py`")
 
     @pytest.mark.notebook
-    def test_the_notebook_runs_in_seconds_and_shows_the_spikes_a_live_run_and_the_model(self) -> None:
+    def test_the_notebook_runs_in_seconds_and_shows_the_spikes_the_lesson_and_the_model(self) -> None:
         """https://docs.aws.amazon.com/lambda/latest/dg/services-sqs-scaling.html"""
         from edakit.notebooks import execute_notebook, outputs_of
 
@@ -244,7 +244,9 @@ class TestChapter:
         text += "".join(o["data"].get("text/markdown", "") + o["data"].get("text/plain", "")
                         for o in outputs if "data" in o)
         assert sum("image/png" in o.get("data", {}) for o in outputs) >= 2, "the notebook draws the knobs and the model"
-        assert "live spike" in text and "1,000,000 orders in one hour" in text, text[-2000:]
+        assert "1,000,000 orders in one hour" in text and "breaks first" in text, text[-2000:]
+        assert any("mermaid" in o["data"].get("text/markdown", "") + o["data"].get("text/html", "")
+                   for o in outputs if "data" in o), "no drawing of which knob moves which curve"
         assert seconds < NOTEBOOK_SECONDS, f"the notebook took {seconds:.1f} s"
 
 
