@@ -20,7 +20,7 @@ import boto3
 import pytest
 
 from edakit import LocalCloud
-from edakit.chapters import stage_diff, with_block
+from edakit.chapters import check_readme, stage_diff, write_readme
 from edakit.paths import CHAPTERS, NOTEBOOKS, SHOP_SRC
 from edakit.redrive import redrive
 from edakit.template import read_template
@@ -331,16 +331,9 @@ class TestResources:
 
 
 
-def template_diff() -> str:
-    """The unified diff from stage 3's template to stage 4's: what this chapter changes."""
-    return stage_diff(PREVIOUS_STAGE, STAGE)
-
-
-DIFF_START = "<!-- template diff: written by `python tests/stages/test_stage_04.py` -->\n```diff\n"
-
-
-def readme_with_diff(readme: str, diff: str) -> str:
-    return with_block(readme, DIFF_START, diff)
+def readme_diffs() -> dict[str, str]:
+    """The README's template diff, from stage 3's template to stage 4's: what this chapter changes."""
+    return {"template diff": stage_diff(PREVIOUS_STAGE, STAGE)}
 
 
 @pytest.mark.usefixtures("chapter_only")
@@ -349,9 +342,7 @@ class TestChapter:
         """The README's diff is the diff of the two templates as they are (rewrite it by running this file).
         https://docs.aws.amazon.com/serverless-application-model/latest/developerguide/sam-specification.html
         """
-        readme = (CHAPTERS / STAGE / "README.md").read_text()
-        assert readme == readme_with_diff(readme, template_diff()), (
-            "chapters/04-queues/README.md is stale: run `python tests/stages/test_stage_04.py`")
+        check_readme(STAGE, readme_diffs(), __file__)
 
     @pytest.mark.notebook
     def test_the_notebook_runs_in_seconds_and_shows_the_burst_the_dlq_the_redrive_and_fifo_order(self) -> None:
@@ -376,6 +367,4 @@ class TestChapter:
 
 
 if __name__ == "__main__":
-    path = CHAPTERS / STAGE / "README.md"
-    path.write_text(readme_with_diff(path.read_text(), template_diff()))
-    print(f"wrote the template diff into {path}")
+    print(write_readme(STAGE, readme_diffs(), __file__))

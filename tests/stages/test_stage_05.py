@@ -24,7 +24,7 @@ import pytest
 from aws_lambda_powertools import Logger
 
 from edakit import LocalCloud
-from edakit.chapters import stage_diff, with_block
+from edakit.chapters import check_readme, stage_diff, text_diff, write_readme
 from edakit.paths import CHAPTERS, NOTEBOOKS, SHOP_SRC
 from edakit.template import read_template
 
@@ -354,28 +354,14 @@ class TestResources:
 
 
 
-def template_diff() -> str:
-    """The unified diff from stage 4's template to stage 5's: what this chapter changes."""
-    return stage_diff(PREVIOUS_STAGE, STAGE)
-
-
-def new_consumer_diff() -> str:
-    """The unified diff that adds the loyalty consumer to the stage: additions only."""
+def readme_diffs() -> dict[str, str]:
+    """The README's generated blocks: the unified diff from stage 4's template to stage 5's (what this
+    chapter changes), and the one that adds the loyalty consumer to the stage (additions only)."""
     name = f"chapters/{STAGE}/template.yaml"
-    text = (CHAPTERS.parent / name).read_text()
-    return "".join(difflib.unified_diff(without_new_consumer(text).splitlines(keepends=True),
-                                        text.splitlines(keepends=True),
-                                        f"{name} (without the loyalty consumer)", name))
-
-
-WRITTEN_BY = "written by `python tests/stages/test_stage_05.py` -->\n```diff\n"
-DIFFS = {"<!-- template diff: " + WRITTEN_BY: template_diff, "<!-- new consumer diff: " + WRITTEN_BY: new_consumer_diff}
-
-
-def readme_with_diffs(readme: str) -> str:
-    for start, make in DIFFS.items():
-        readme = with_block(readme, start, make())
-    return readme
+    text = (CHAPTERS / STAGE / "template.yaml").read_text()
+    return {"template diff": stage_diff(PREVIOUS_STAGE, STAGE),
+            "new consumer diff": text_diff(without_new_consumer(text), text,
+                                           f"{name} (without the loyalty consumer)", name)}
 
 
 @pytest.mark.usefixtures("chapter_only")
@@ -384,9 +370,7 @@ class TestChapter:
         """The README's diffs are those of the templates as they are (rewrite them by running this file).
         https://docs.aws.amazon.com/serverless-application-model/latest/developerguide/sam-specification.html
         """
-        readme = (CHAPTERS / STAGE / "README.md").read_text()
-        assert readme == readme_with_diffs(readme), (
-            "chapters/05-fanout/README.md is stale: run `python tests/stages/test_stage_05.py`")
+        check_readme(STAGE, readme_diffs(), __file__)
 
     @pytest.mark.notebook
     def test_the_notebook_runs_in_seconds_and_shows_the_fan_out(self) -> None:
@@ -414,6 +398,4 @@ class TestChapter:
 
 
 if __name__ == "__main__":
-    path = CHAPTERS / STAGE / "README.md"
-    path.write_text(readme_with_diffs(path.read_text()))
-    print(f"wrote the template diffs into {path}")
+    print(write_readme(STAGE, readme_diffs(), __file__))

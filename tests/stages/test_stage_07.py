@@ -23,7 +23,7 @@ import pytest
 
 from edakit import LocalCloud
 from edakit.chaos import ChaosPlan, ChaosRun
-from edakit.chapters import stage_diff, with_block
+from edakit.chapters import check_readme, stage_diff, write_readme
 from edakit.paths import CHAPTERS, NOTEBOOKS, SHOP_SRC
 from edakit.redrive import redrive
 from edakit.template import read_template
@@ -442,20 +442,10 @@ class TestResources:
 # -- the chapter's own pages (not a learner's workspace) ---------------------------------------------
 
 
-def template_diff() -> str:
-    """The unified diff from the stage stage 7 builds on (stage 6 once it is merged in) to stage 7."""
+def readme_diffs() -> dict[str, str]:
+    """The README's template diff, from the stage stage 7 builds on (stage 6 once it is merged in)."""
     current = read_template(CHAPTERS / STAGE / "template.yaml")
-    return stage_diff(base_stage(current), STAGE)
-
-
-WRITTEN_BY = "written by `python tests/stages/test_stage_07.py` -->\n```diff\n"
-DIFFS = {"<!-- template diff: " + WRITTEN_BY: template_diff}
-
-
-def readme_with_diffs(readme: str) -> str:
-    for start, make in DIFFS.items():
-        readme = with_block(readme, start, make())
-    return readme
+    return {"template diff": stage_diff(base_stage(current), STAGE)}
 
 
 @pytest.mark.usefixtures("chapter_only")
@@ -476,9 +466,7 @@ class TestChapter:
         """
         if not (CHAPTERS / PREVIOUS_STAGE / "template.yaml").exists():
             pytest.skip(f"chapters/{PREVIOUS_STAGE}/template.yaml does not exist yet: no diff to check")
-        readme = (CHAPTERS / STAGE / "README.md").read_text()
-        assert readme == readme_with_diffs(readme), (
-            f"chapters/{STAGE}/README.md is stale: run `python tests/stages/test_stage_07.py`")
+        check_readme(STAGE, readme_diffs(), __file__)
 
     @pytest.mark.notebook
     def test_the_notebook_runs_in_seconds_and_shows_every_recovery(self) -> None:
@@ -502,6 +490,4 @@ class TestChapter:
 
 
 if __name__ == "__main__":
-    path = CHAPTERS / STAGE / "README.md"
-    path.write_text(readme_with_diffs(path.read_text()))
-    print(f"wrote the template diff into {path}")
+    print(write_readme(STAGE, readme_diffs(), __file__))

@@ -19,7 +19,7 @@ import boto3
 import pytest
 
 from edakit import LocalCloud
-from edakit.chapters import stage_diff, with_block
+from edakit.chapters import check_readme, stage_diff, write_readme
 from edakit.paths import CHAPTERS, NOTEBOOKS, SHOP_SRC
 from edakit.template import read_template
 
@@ -231,19 +231,9 @@ class TestResources:
 # -- the chapter's own pages (not a learner's workspace) ---------------------------------------------
 
 
-def template_diff() -> str:
-    """The unified diff from stage 7's template to stage 8's: what this chapter changes."""
-    return stage_diff(PREVIOUS_STAGE, STAGE)
-
-
-WRITTEN_BY = "written by `python tests/stages/test_stage_08.py` -->\n```diff\n"
-DIFFS = {"<!-- template diff: " + WRITTEN_BY: template_diff}
-
-
-def readme_with_diffs(readme: str) -> str:
-    for start, make in DIFFS.items():
-        readme = with_block(readme, start, make())
-    return readme
+def readme_diffs() -> dict[str, str]:
+    """The README's template diff, from stage 7's template to stage 8's: what this chapter changes."""
+    return {"template diff": stage_diff(PREVIOUS_STAGE, STAGE)}
 
 
 @pytest.mark.usefixtures("chapter_only")
@@ -252,9 +242,7 @@ class TestChapter:
         """The README's diff is that of the templates as they are (rewrite it by running this file).
         https://docs.aws.amazon.com/serverless-application-model/latest/developerguide/sam-specification.html
         """
-        readme = (CHAPTERS / STAGE / "README.md").read_text()
-        assert readme == readme_with_diffs(readme), (
-            f"chapters/{STAGE}/README.md is stale: run `python tests/stages/test_stage_08.py`")
+        check_readme(STAGE, readme_diffs(), __file__)
 
     @pytest.mark.notebook
     def test_the_notebook_runs_in_seconds_and_shows_metrics_alarms_and_the_trace(self) -> None:
@@ -278,6 +266,4 @@ class TestChapter:
 
 
 if __name__ == "__main__":
-    path = CHAPTERS / STAGE / "README.md"
-    path.write_text(readme_with_diffs(path.read_text()))
-    print(f"wrote the template diff into {path}")
+    print(write_readme(STAGE, readme_diffs(), __file__))

@@ -22,7 +22,7 @@ import pytest
 import yaml
 
 from edakit import LocalCloud, verify
-from edakit.chapters import stage_diff, with_block
+from edakit.chapters import check_readme, stage_diff, write_readme
 from edakit.errors import EdakitError
 from edakit.iam import least_privilege, load_exceptions, security_problems, service_delivery_problems
 from edakit.paths import CHAPTERS, NOTEBOOKS, SHOP_SRC
@@ -327,33 +327,16 @@ class TestResources:
 # -- the chapter's own pages (not a learner's workspace) ---------------------------------------------
 
 
-def diffed_from() -> str:
-    """The stage the README's diff starts from: the previous one."""
-    return PREVIOUS_STAGE
-
-
-def template_diff() -> str:
-    """The unified diff from the previous stage's template to stage 9's: what this chapter changes."""
-    return stage_diff(diffed_from(), STAGE)
-
-
-WRITTEN_BY = "written by `python tests/stages/test_stage_09.py` -->\n```diff\n"
-DIFFS = {"<!-- template diff: " + WRITTEN_BY: template_diff}
-
-
-def readme_with_diffs(readme: str) -> str:
-    for start, make in DIFFS.items():
-        readme = with_block(readme, start, make())
-    return readme
+def readme_diffs() -> dict[str, str]:
+    """The README's template diff, from the previous stage's template to stage 9's: what this chapter changes."""
+    return {"template diff": stage_diff(PREVIOUS_STAGE, STAGE)}
 
 
 @pytest.mark.usefixtures("chapter_only")
 class TestChapter:
     def test_the_readme_shows_the_template_diff_from_the_previous_stage(self) -> None:
         """https://docs.aws.amazon.com/serverless-application-model/latest/developerguide/sam-specification.html"""
-        readme = (CHAPTERS / STAGE / "README.md").read_text()
-        assert readme == readme_with_diffs(readme), (
-            "chapters/09-security/README.md is stale: run `python tests/stages/test_stage_09.py`")
+        check_readme(STAGE, readme_diffs(), __file__)
 
     @pytest.mark.notebook
     def test_the_notebook_runs_in_seconds_and_shows_each_functions_calls_against_its_grants(self) -> None:
@@ -373,6 +356,4 @@ class TestChapter:
 
 
 if __name__ == "__main__":
-    path = CHAPTERS / STAGE / "README.md"
-    path.write_text(readme_with_diffs(path.read_text()))
-    print(f"wrote the template diff into {path}")
+    print(write_readme(STAGE, readme_diffs(), __file__))

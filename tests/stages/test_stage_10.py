@@ -16,7 +16,7 @@ import boto3
 import pytest
 
 from edakit import LocalCloud
-from edakit.chapters import stage_diff, with_block
+from edakit.chapters import check_readme, stage_diff, write_readme
 from edakit.errors import DeploymentError
 from edakit.paths import CHAPTERS, NOTEBOOKS
 from edakit.scenarios import carts, seed_every_product
@@ -210,28 +210,16 @@ class TestTheSpike:
             "chapters/10-scale/spike.json is stale: run `python -m edakit spike --write`")
 
 
-def template_diff() -> str:
-    """The unified diff from stage 9's template to stage 10's: what this chapter changes."""
-    return stage_diff(PREVIOUS_STAGE, STAGE)
-
-
-WRITTEN_BY = "written by `python tests/stages/test_stage_10.py` -->\n```diff\n"
-DIFFS = {"<!-- template diff: " + WRITTEN_BY: template_diff}
-
-
-def readme_with_diffs(readme: str) -> str:
-    for start, make in DIFFS.items():
-        readme = with_block(readme, start, make())
-    return readme
+def readme_diffs() -> dict[str, str]:
+    """The README's template diff, from stage 9's template to stage 10's: what this chapter changes."""
+    return {"template diff": stage_diff(PREVIOUS_STAGE, STAGE)}
 
 
 @pytest.mark.usefixtures("chapter_only")
 class TestChapter:
     def test_the_readme_shows_the_template_diff_from_the_previous_stage(self) -> None:
         """https://docs.aws.amazon.com/serverless-application-model/latest/developerguide/sam-specification.html"""
-        readme = (CHAPTERS / STAGE / "README.md").read_text()
-        assert readme == readme_with_diffs(readme), (
-            "chapters/10-scale/README.md is stale: run `python tests/stages/test_stage_10.py`")
+        check_readme(STAGE, readme_diffs(), __file__)
 
     @pytest.mark.notebook
     def test_the_notebook_runs_in_seconds_and_shows_the_spikes_the_lesson_and_the_model(self) -> None:
@@ -251,6 +239,4 @@ class TestChapter:
 
 
 if __name__ == "__main__":
-    path = CHAPTERS / STAGE / "README.md"
-    path.write_text(readme_with_diffs(path.read_text()))
-    print(f"wrote the template diff into {path}")
+    print(write_readme(STAGE, readme_diffs(), __file__))
