@@ -128,13 +128,6 @@ RECORD_BYTES = 1000
 PUT_EVENTS_PER_SECOND = 10_000
 PUT_EVENTS_MAX_ENTRIES = 10
 RULE_INVOCATIONS_PER_SECOND = 18_750
-#: Rule targets each shop event matches in sam-app/template.yaml (OrderPlacedToReview's
-#: conditional match, for a few orders, is not counted):
-#: OrderPlaced: audit, analytics queue, InventoryFunction, OrdersQueue, status queue, stream, PaymentsQueue;
-#: InventoryReserved: audit, analytics queue, OrdersQueue, status queue, PaymentsQueue;
-#: PaymentSucceeded: audit, analytics queue, OrdersQueue;
-#: OrderConfirmed: audit, analytics queue, status queue, NotificationFunction, stream.
-RULE_TARGETS = {"OrderPlaced": 7, "InventoryReserved": 5, "PaymentSucceeded": 3, "OrderConfirmed": 5}
 
 #: "New on-demand tables will be able to sustain up to 4,000 writes per second and 12,000
 #: reads per second." https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/on-demand-capacity-mode.html
@@ -179,6 +172,8 @@ class ShopSettings:
     analytics_batch_size: int
     analytics_batching_window: float
     knobs: Knobs
+    #: Rule targets each event the model publishes goes to (rule_targets): its rule invocations.
+    rule_targets: dict[str, int] = field(default_factory=dict)
 
 
 @functools.cache
@@ -223,7 +218,60 @@ def shop_settings(template: Path = SAM_APP / "template.yaml") -> ShopSettings:
         analytics_batch_size=int(analytics.get("BatchSize", 100)),
         analytics_batching_window=float(analytics.get("MaximumBatchingWindowInSeconds", 0)),
         knobs=Knobs(None if cap is None else int(cap), None if reserved is None else int(reserved), int(shards)),
+        rule_targets=rule_targets(sam),
     )
+
+
+#: The shop events the model puts on the bus (_Shop.publish), and the bus they go to.
+PUBLISHED = ("OrderPlaced", "InventoryReserved", "PaymentSucceeded", "OrderConfirmed")
+SHOP_BUS = "ShopBus"
+
+
+def rule_targets(sam: dict[str, Any], detail_types: Sequence[str] = PUBLISHED) -> dict[str, int]:
+    """How many rule targets each of `detail_types` is sent to on the shop's bus: the Targets of
+    every enabled AWS::Events::Rule whose pattern matches it, plus one for every function event
+    of type EventBridgeRule (SAM makes a rule whose one target is the function).
+
+    A pattern that also looks into the event's detail (OrderPlacedToReview: large or foreign
+    orders) matches only some orders and is not counted.
+    https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-rules.html
+    https://docs.aws.amazon.com/serverless-application-model/latest/developerguide/sam-property-function-eventbridgerule.html
+    """
+    from .patterns import as_event, matches
+
+    if str(SHOP_SRC) not in sys.path:
+        sys.path.insert(0, str(SHOP_SRC))
+    from shop.events import EVENT_TYPES
+
+    rules: list[tuple[dict[str, Any], int]] = []  # (pattern, targets) of each enabled rule on the bus
+    for resource in sam["Resources"].values():
+        properties = resource.get("Properties") or {}
+        if resource.get("Type") == "AWS::Events::Rule":
+            candidates = [(properties, properties.get("EventPattern"), len(properties.get("Targets") or []))]
+        elif resource.get("Type") == "AWS::Serverless::Function":
+            candidates = [(event["Properties"], event["Properties"].get("Pattern"), 1)
+                          for event in (properties.get("Events") or {}).values() if event.get("Type") == "EventBridgeRule"]
+        else:
+            continue
+        for rule, pattern, targets in candidates:
+            if (pattern is not None and "detail" not in pattern and rule.get("State", "ENABLED") != "DISABLED"
+                    and _refers_to(rule.get("EventBusName"), SHOP_BUS)):
+                rules.append((pattern, targets))
+    counts = {}
+    for detail_type in detail_types:
+        event = as_event({"Source": EVENT_TYPES[detail_type].source, "DetailType": detail_type, "Detail": "{}"})
+        counts[detail_type] = sum(targets for pattern, targets in rules if matches(pattern, event))
+    return counts
+
+
+def _refers_to(value: Any, logical_id: str) -> bool:
+    """True for a Ref or Fn::GetAtt (["Id", "Name"] or "Id.Name") of the resource `logical_id`."""
+    if not isinstance(value, dict):
+        return False
+    attribute = value.get("Fn::GetAtt")
+    if isinstance(attribute, str):
+        attribute = attribute.split(".")
+    return value.get("Ref") == logical_id or (isinstance(attribute, list) and attribute[:1] == [logical_id])
 
 
 SHOP = shop_settings()
@@ -760,7 +808,7 @@ class _Model:
     def publish(self, detail_type: str, events: int, now: float, *, calls: int | None = None) -> None:
         """`events` shop events put on the bus (one PutEvents call each, unless `calls` says)."""
         self.count("put_events", events if calls is None else calls, now, Q_PUT_EVENTS, PUT_EVENTS_PER_SECOND)
-        self.count("rule_invocations", events * RULE_TARGETS[detail_type], now, Q_RULE_INVOCATIONS,
+        self.count("rule_invocations", events * SHOP.rule_targets[detail_type], now, Q_RULE_INVOCATIONS,
                    RULE_INVOCATIONS_PER_SECOND)
 
     def idempotency_writes(self, events: int, now: float) -> None:

@@ -325,6 +325,11 @@ class LocalCloud:
             self.function(logical_id)
         return [i for i in self._invocations if logical_id is None or i.function == logical_id]
 
+    def invocations_since(self, count: int) -> list[Invocation]:
+        """The invocations (of every function) after the first `count`, in the order they ran:
+        for a caller that polls, without copying all of them each time."""
+        return self._invocations[count:]
+
     def aws_calls(self, logical_id: str) -> set[tuple[str, str]]:
         """Every (action, resource ARN) made with the function's role: by its code, by the Lambda
         service for it (polling, logs, DLQ, destinations), and the KMS calls behind them (edakit.iam)."""

@@ -329,6 +329,16 @@ def iterator_age(event: Any, now: float) -> float | None:
 # -- SQS's metrics ---------------------------------------------------------------------------------
 
 
+def oldest_message_age(queue: Any, now: float) -> float | None:
+    """ApproximateAgeOfOldestMessage of a moto queue at virtual time ``now``: seconds since its
+    oldest message (visible, in flight or delayed) was sent, or None when it holds none.
+
+    https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/sqs-available-cloudwatch-metrics.html
+    """
+    oldest = min((m.sent_timestamp for m in queue._messages if m.sent_timestamp), default=None)
+    return None if oldest is None else max(0.0, now - oldest / 1000)
+
+
 class SqsMetrics:
     """The AWS/SQS metrics of every queue, with the dimension QueueName.
 
@@ -403,14 +413,13 @@ class SqsMetrics:
             visible = sum(1 for m in messages if m.visible_at < at_ms and m.delayed_until < at_ms)
             delayed = sum(1 for m in messages if m.delayed_until >= at_ms)
             dims = dimensions_key({"QueueName": queue.name})
-            oldest = min((m.sent_timestamp for m in messages if m.sent_timestamp), default=None)
+            oldest_age = oldest_message_age(queue, at)
             data += [
                 Datum(self.namespace, "ApproximateNumberOfMessagesVisible", dims, at, visible, "Count"),
                 Datum(self.namespace, "ApproximateNumberOfMessagesNotVisible", dims, at,
                       len(messages) - visible - delayed, "Count"),
                 Datum(self.namespace, "ApproximateNumberOfMessagesDelayed", dims, at, delayed, "Count"),
             ]
-            if oldest is not None:
-                data.append(Datum(self.namespace, "ApproximateAgeOfOldestMessage", dims, at,
-                                  max(0.0, at - oldest / 1000), "Seconds"))
+            if oldest_age is not None:
+                data.append(Datum(self.namespace, "ApproximateAgeOfOldestMessage", dims, at, oldest_age, "Seconds"))
         self.store.put(data)

@@ -27,7 +27,7 @@ import argparse
 import json
 import random
 import sys
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -150,7 +150,6 @@ class SpikeResult:
     unfinished: int                  # orders with no final event when the run ended
     dead_lettered: int               # messages in OrdersDLQ and PaymentsDLQ at the end
     label: str = ""
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def peak_backlog(self) -> int:
@@ -190,9 +189,19 @@ class SpikeResult:
             "dead_lettered": self.dead_lettered,
         }
 
+    @classmethod
+    def from_json(cls, run: dict[str, Any]) -> "SpikeResult":
+        """The result that `as_json` wrote (one run of spike.json)."""
+        columns = run["samples"]
+        samples = [Sample(*row) for row in zip(*(columns[name] for name in Sample.__dataclass_fields__))]
+        return cls(Knobs(**run["knobs"]), Durations(**run["durations"]), list(run["placed_at"]), samples,
+                   [(placed, latency) for placed, latency in run["latencies"]],
+                   unfinished=run["unfinished"], dead_lettered=run["dead_lettered"], label=run["label"])
+
 
 def turn_knobs(cloud: "LocalCloud", knobs: Knobs) -> None:
-    """Set the knobs with the calls an operator makes on a deployed stack."""
+    """Set the knobs with the calls an operator makes on a deployed stack; a knob already as
+    deployed (by the stack's parameters) is left alone."""
     import boto3
 
     lambda_client = boto3.client("lambda")
@@ -200,11 +209,14 @@ def turn_knobs(cloud: "LocalCloud", knobs: Knobs) -> None:
     if knobs.maximum_concurrency is not None:
         [mapping] = [m for m in lambda_client.list_event_source_mappings(FunctionName=function_name)["EventSourceMappings"]
                      if m["EventSourceArn"].endswith(":" + cloud.physical_id(QUEUE).rsplit("/", 1)[-1])]
-        lambda_client.update_event_source_mapping(UUID=mapping["UUID"],
-                                                  ScalingConfig={"MaximumConcurrency": knobs.maximum_concurrency})
+        if (mapping.get("ScalingConfig") or {}).get("MaximumConcurrency") != knobs.maximum_concurrency:
+            lambda_client.update_event_source_mapping(UUID=mapping["UUID"],
+                                                      ScalingConfig={"MaximumConcurrency": knobs.maximum_concurrency})
     if knobs.reserved_concurrency is not None:
-        lambda_client.put_function_concurrency(FunctionName=function_name,
-                                               ReservedConcurrentExecutions=knobs.reserved_concurrency)
+        reserved = lambda_client.get_function(FunctionName=function_name).get("Concurrency", {})
+        if reserved.get("ReservedConcurrentExecutions") != knobs.reserved_concurrency:
+            lambda_client.put_function_concurrency(FunctionName=function_name,
+                                                   ReservedConcurrentExecutions=knobs.reserved_concurrency)
     if knobs.shard_count is not None:
         kinesis = boto3.client("kinesis")
         stream = cloud.outputs["AnalyticsStreamName"]
@@ -212,17 +224,11 @@ def turn_knobs(cloud: "LocalCloud", knobs: Knobs) -> None:
             kinesis.update_shard_count(StreamName=stream, TargetShardCount=knobs.shard_count, ScalingType="UNIFORM_SCALING")
 
 
-def _oldest_age(cloud: "LocalCloud", now: float) -> float:
-    queue = cloud.sqs_backend.get_queue(cloud.physical_id(QUEUE).rsplit("/", 1)[-1])
-    oldest = min((m.sent_timestamp for m in queue._messages if m.sent_timestamp), default=None)
-    return 0.0 if oldest is None else max(0.0, now - oldest / 1000)
-
-
 def run_spike(cloud: "LocalCloud", spike: Spike = Spike(), knobs: Knobs = Knobs(),
               durations: Durations = SPIKE_DURATIONS, *, label: str = "", horizon: float = 3600.0) -> SpikeResult:
     """Place the spike's orders on a running stage-10 cloud and sample it each virtual second
     until every order is through (or `horizon` virtual seconds have passed)."""
-    from .metrics import iterator_age
+    from .metrics import iterator_age, oldest_message_age
     from .scenarios import _shop_on_path, browse, carts, seed_every_product
 
     _shop_on_path()
@@ -238,24 +244,25 @@ def run_spike(cloud: "LocalCloud", spike: Spike = Spike(), knobs: Knobs = Knobs(
     clicks = Clickstream(cloud.outputs["AnalyticsStreamName"])
     tracer = cloud.cloudwatch.tracer
     first_hop = len(tracer.hops)
-    first_invocation = len(cloud.invocations())
     throttled_before = cloud.throttles(FUNCTION)
 
     start = cloud.clock.now()
     placed_at: dict[str, float] = {}
     samples: list[Sample] = []
     arrivals = spike.arrivals()
-    seen_invocations = first_invocation
+    seen_invocations = len(cloud.invocations())
+    queue = cloud.sqs_backend.get_queue(cloud.physical_id(QUEUE).rsplit("/", 1)[-1])
 
     def sample(second: int) -> None:
         nonlocal seen_invocations
         now = cloud.clock.now()
         depth = cloud.queue_depth(QUEUE)
-        recent = cloud.invocations()[seen_invocations:]
+        recent = cloud.invocations_since(seen_invocations)
         seen_invocations += len(recent)
         ages = [iterator_age(i.event, i.time) for i in recent if i.function == ANALYTICS]
         ages = [a / 1000 for a in ages if a is not None]
-        samples.append(Sample(float(second), depth["visible"], depth["in_flight"], round(_oldest_age(cloud, now), 3),
+        samples.append(Sample(float(second), depth["visible"], depth["in_flight"],
+                              round(oldest_message_age(queue, now) or 0.0, 3),
                               cloud.concurrency(FUNCTION), cloud.throttles(FUNCTION) - throttled_before,
                               round(max(ages), 3) if ages else None))
 
@@ -300,15 +307,15 @@ RUNS: dict[str, Knobs] = {
 
 def chapter_runs(spike: Spike = Spike(), durations: Durations = SPIKE_DURATIONS,
                  stage: Path | None = None) -> dict[str, SpikeResult]:
-    """Each of RUNS on a fresh stage-10 cloud, deployed with the run's knobs as parameters."""
+    """Each of RUNS on a fresh stage-10 cloud, deployed with the run's knobs as parameters (so
+    run_spike finds them set and only records them)."""
     from .cloud import LocalCloud
     from .paths import chapter
 
     results = {}
     for label, knobs in RUNS.items():
         with LocalCloud.from_template(stage or chapter("10"), parameters=knobs.parameters()) as cloud:
-            results[label] = run_spike(cloud, spike, Knobs(), durations, label=label)
-            results[label].knobs = knobs
+            results[label] = run_spike(cloud, spike, knobs, durations, label=label)
     return results
 
 
@@ -317,9 +324,9 @@ def as_document(results: dict[str, SpikeResult], spike: Spike) -> str:
     return json.dumps(document, indent=1) + "\n"
 
 
-def load(path: Path = SPIKE_FILE) -> dict[str, Any]:
-    """The chapter's spikes as written by `python -m edakit spike --write`."""
-    return json.loads(path.read_text())
+def load(path: Path = SPIKE_FILE) -> dict[str, SpikeResult]:
+    """The chapter's spikes, by label, as `python -m edakit spike --write` wrote them."""
+    return {label: SpikeResult.from_json(run) for label, run in json.loads(path.read_text())["runs"].items()}
 
 
 def main(argv: list[str]) -> int:

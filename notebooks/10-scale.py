@@ -44,18 +44,13 @@ from edakit.capacity import simulate
 from edakit.diagrams import show
 from edakit.spike import SPIKE_DURATIONS, Knobs, Spike, load
 
-spikes = load()
-runs = spikes["runs"]
+runs = load()  # label -> SpikeResult, as the spikes on the local cloud gave them
 rows = ["| spike | peak backlog | oldest message | concurrency | throttles | iterator age | latency p50 / p99 | in the DLQ |",
         "| --- | --- | --- | --- | --- | --- | --- | --- |"]
 for label, run in runs.items():
-    s = run["samples"]
-    latencies = sorted(latency for _, latency in run["latencies"])
-    p50, p99 = latencies[len(latencies) // 2], latencies[int(0.99 * len(latencies))]
-    backlog = max(v + f for v, f in zip(s["visible"], s["in_flight"]))
-    ages = [a for a in s["iterator_age"] if a is not None]
-    rows.append(f"| {label} | {backlog} | {max(s['oldest_age']):.0f} s | {max(s['concurrency'])} | "
-                f"{s['throttles'][-1]} | {max(ages):.0f} s | {p50:.0f} s / {p99:.0f} s | {run['dead_lettered']} |")
+    rows.append(f"| {label} | {run.peak_backlog} | {run.peak_age:.0f} s | {run.peak_concurrency} | "
+                f"{run.throttles} | {run.peak_iterator_age:.0f} s | "
+                f"{run.latency(0.5):.0f} s / {run.latency(0.99):.0f} s | {run.dead_lettered} |")
 display(Markdown("\n".join(rows)))
 
 # %% [markdown]
@@ -65,22 +60,22 @@ display(Markdown("\n".join(rows)))
 # reservation, 4 shards; grey, hidden where the curves are the same); each row is a
 # graph CloudWatch would draw, the last one each order's end-to-end latency, placed
 # at the second the order was placed. Order
-# processing takes 2 s a batch of up to 10 messages, and each order puts three
+# processing takes 4 s a batch of up to 10 messages, and each order puts three
 # messages in `OrdersQueue` (the order, inventory's answer, the payment's outcome).
 
 # %%
 COLUMNS = ["MaximumConcurrency 2", "reserved concurrency 2", "1 shard"]
-ROWS = [
-    ("OrdersQueue messages", lambda s: [v + f for v, f in zip(s["visible"], s["in_flight"])]),
-    ("oldest message (s)", lambda s: s["oldest_age"]),
-    ("concurrent executions", lambda s: s["concurrency"]),
-    ("throttles (cumulative)", lambda s: s["throttles"]),
-    ("iterator age (s)", lambda s: s["iterator_age"]),
+ROWS = [  # each sample's (what CloudWatch graphs at one virtual second) value on the row
+    ("OrdersQueue messages", lambda s: s.visible + s.in_flight),
+    ("oldest message (s)", lambda s: s.oldest_age),
+    ("concurrent executions", lambda s: s.concurrency),
+    ("throttles (cumulative)", lambda s: s.throttles),
+    ("iterator age (s)", lambda s: s.iterator_age),
 ]
 
 
 def curve(ax, run, pick, **style):
-    points = [(x, y) for x, y in zip(run["samples"]["second"], pick(run["samples"])) if y is not None]
+    points = [(s.second, pick(s)) for s in run.samples if pick(s) is not None]
     ax.plot([x for x, _ in points], [y for _, y in points], **style)
 
 
@@ -95,7 +90,7 @@ for column, label in enumerate(COLUMNS):
             ax.set_ylabel(name)
     ax = axes[len(ROWS)][column]
     for run, color in ((runs["baseline"], "#9e9e9e"), (runs[label], "#c62828")):
-        ax.scatter([p for p, _ in run["latencies"]], [v for _, v in run["latencies"]], s=4, color=color)
+        ax.scatter([p for p, _ in run.latencies], [v for _, v in run.latencies], s=4, color=color)
     ax.set_xlabel("virtual seconds since the spike began")
     ax.set_xlim(0, 300)
     if column == 0:
@@ -128,15 +123,8 @@ plt.show()
 
 # %%
 def peaks(run):
-    s = run["samples"]
-    latencies = sorted(latency for _, latency in run["latencies"])
-    return {
-        "backlog": max(v + f for v, f in zip(s["visible"], s["in_flight"])),
-        "oldest message": max(s["oldest_age"]),
-        "throttles": s["throttles"][-1],
-        "iterator age": max(a for a in s["iterator_age"] if a is not None),
-        "latency p50": latencies[len(latencies) // 2],
-    }
+    return {"backlog": run.peak_backlog, "oldest message": run.peak_age, "throttles": run.throttles,
+            "iterator age": run.peak_iterator_age, "latency p50": run.latency(0.5)}
 
 
 base = peaks(runs["baseline"])
@@ -166,8 +154,8 @@ show("\n".join(lines))
 fig, axes = plt.subplots(1, 3, figsize=(11, 3), dpi=72)
 for ax, label in zip(axes[:2], ("MaximumConcurrency 2", "reserved concurrency 2")):
     run = runs[label]
-    model = simulate(run["placed_at"], Knobs(**run["knobs"]), SPIKE_DURATIONS)
-    ax.plot(run["samples"]["second"], [v + f for v, f in zip(run["samples"]["visible"], run["samples"]["in_flight"])],
+    model = simulate(run.placed_at, run.knobs, run.durations)  # the same orders, knobs and durations
+    ax.plot([s.second for s in run.samples], [s.visible + s.in_flight for s in run.samples],
             color="#c62828", label="local cloud")
     ax.plot([s.second for s in model.samples], [s.visible + s.in_flight for s in model.samples],
             color="#1565c0", linestyle="--", label="capacity model")
