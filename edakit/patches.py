@@ -10,6 +10,7 @@ never sent.
 from __future__ import annotations
 
 import base64
+import copy
 import functools
 import datetime as dt
 import json
@@ -23,7 +24,11 @@ from moto.awslambda.exceptions import LambdaClientError
 from moto.awslambda.models import LambdaBackend, LambdaFunction
 from moto.events.models import Archive, Replay, ReplayState, Rule, events_backends
 from moto.sns.models import Subscription
-from moto.core.utils import camelcase_to_underscores
+from moto.core.utils import camelcase_to_underscores, unix_time_millis
+import moto.dynamodb.models as dynamodb_models
+from moto.dynamodb.models import DynamoDBBackend
+from moto.dynamodb.models.dynamo_type import DynamoType
+from moto.dynamodb.models.table import Table
 from moto.sqs.models import Queue, SQSBackend
 from moto.utilities.arns import parse_arn
 
@@ -396,6 +401,78 @@ def _is_message_valid_based_on_retention_period(backend: SQSBackend, queue_name:
     return retention_period + message.sent_timestamp / 1000 > dt.datetime.now(dt.timezone.utc).timestamp()
 
 
+def _visible_messages(queue: Queue) -> list[Any]:
+    """moto's Queue.messages (visible and not delayed), reading the clock once per receive.
+
+    moto's own property reads the clock twice for every message of the queue, on every
+    receive: a backlog of a few hundred messages made each receive cost milliseconds.
+    The same messages, in the same order."""
+    now = unix_time_millis()
+    return [m for m in queue._messages if now > m.visible_at and now >= m.delayed_until]
+
+
+class _CopyExceptTables:
+    """moto.dynamodb.models' `copy`, except that a Table is not copied.
+
+    moto backs up every table a transaction names with a deep copy of the whole table,
+    and puts the copy back if the transaction is cancelled: each transaction cost grew
+    with the table. `_transact_write_items` backs up only the items it names instead."""
+
+    @staticmethod
+    def deepcopy(value: Any, memo: dict[int, Any] | None = None) -> Any:
+        return value if isinstance(value, Table) else copy.deepcopy(value, memo)
+
+
+def _transaction_targets(backend: DynamoDBBackend, transact_items: list[dict[str, Any]]) -> list[tuple[Table, Any, Any]]:
+    """(table, hash key, range key) of each item a transaction names, once each; an item
+    whose key cannot be read is left to moto, which refuses the transaction."""
+    targets: dict[tuple[str, Any, Any], tuple[Table, Any, Any]] = {}
+    for entry in transact_items:
+        try:
+            _, op = next(iter(entry.items()))
+            table = backend.tables[op["TableName"]]
+            key = op["Item"] if "Item" in op else op["Key"]
+            hash_value = DynamoType(key[table.hash_key_attr])
+            range_value = DynamoType(key[table.range_key_attr]) if table.range_key_attr else None
+        except (AttributeError, KeyError, StopIteration, TypeError):
+            continue
+        targets.setdefault((table.name, hash_value, range_value), (table, hash_value, range_value))
+    return list(targets.values())
+
+
+def _transact_write_items(backend: DynamoDBBackend, transact_items: list[dict[str, Any]]) -> None:
+    """moto's TransactWriteItems, all or nothing as on AWS, backing up the items it names
+    rather than deep-copying their whole tables.
+    https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_TransactWriteItems.html"""
+    backups = []
+    for table, hash_value, range_value in _transaction_targets(backend, transact_items[:100]):
+        item = table.items.get(hash_value)
+        if range_value is not None:
+            item = item.get(range_value) if item else None
+        stream = table.stream_shard
+        backups.append((table, hash_value, range_value, copy.deepcopy(item),
+                        None if stream is None else len(stream.items)))
+    try:
+        _originals["transact_write_items"](backend, transact_items)
+    except Exception:
+        for table, hash_value, range_value, item, stream_length in reversed(backups):
+            if range_value is None:
+                if item is None:
+                    table.items.pop(hash_value, None)
+                else:
+                    table.items[hash_value] = item
+            elif item is None:
+                if hash_value in table.items:
+                    table.items[hash_value].pop(range_value, None)
+                    if not table.items[hash_value]:
+                        del table.items[hash_value]
+            else:
+                table.items[hash_value][range_value] = item
+            if stream_length is not None:
+                del table.stream_shard.items[stream_length:]
+        raise
+
+
 class _QueueAttributes(Mapping[str, Any]):
     """moto's Queue.attributes, worked out one attribute at a time.
 
@@ -452,6 +529,12 @@ def install(cloud: "LocalCloud") -> None:
     SQSBackend.is_message_valid_based_on_retention_period = _is_message_valid_based_on_retention_period  # type: ignore[method-assign]
     _originals["queue_attributes"] = Queue.__dict__["attributes"]
     Queue.attributes = property(_QueueAttributes)  # type: ignore[assignment,method-assign]
+    _originals["queue_messages"] = Queue.__dict__["messages"]
+    Queue.messages = property(_visible_messages)  # type: ignore[assignment,method-assign]
+    _originals["transact_write_items"] = DynamoDBBackend.transact_write_items
+    DynamoDBBackend.transact_write_items = _transact_write_items  # type: ignore[method-assign]
+    _originals["dynamodb_copy"] = dynamodb_models.copy  # type: ignore[attr-defined]
+    dynamodb_models.copy = _CopyExceptTables  # type: ignore[attr-defined,assignment]
     _originals["create_event_source_mapping"] = LambdaBackend.create_event_source_mapping
     _originals["get_configuration"] = LambdaFunction.get_configuration
     _originals["update_configuration"] = LambdaFunction.update_configuration
@@ -477,6 +560,9 @@ def uninstall() -> None:
         LambdaBackend.invoke = _originals.pop("invoke")  # type: ignore[method-assign]
         SQSBackend.is_message_valid_based_on_retention_period = _originals.pop("retention")  # type: ignore[method-assign]
         Queue.attributes = _originals.pop("queue_attributes")  # type: ignore[method-assign]
+        Queue.messages = _originals.pop("queue_messages")  # type: ignore[method-assign]
+        DynamoDBBackend.transact_write_items = _originals.pop("transact_write_items")  # type: ignore[method-assign]
+        dynamodb_models.copy = _originals.pop("dynamodb_copy")  # type: ignore[attr-defined]
         LambdaBackend.create_event_source_mapping = _originals.pop("create_event_source_mapping")  # type: ignore[method-assign]
         LambdaFunction.get_configuration = _originals.pop("get_configuration")  # type: ignore[method-assign]
         LambdaFunction.update_configuration = _originals.pop("update_configuration")  # type: ignore[method-assign]

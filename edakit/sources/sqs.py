@@ -191,8 +191,8 @@ class SqsEventSource:
         message that always fails without a DLQ would never leave the queue.
         https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_SetQueueAttributes.html
         """
-        retention_ms = int(queue.message_retention_period) * 1000
-        expired = [m for m in queue._messages if m.sent_timestamp and m.sent_timestamp + retention_ms <= now_ms]
+        sent_before = now_ms - int(queue.message_retention_period) * 1000
+        expired = [m for m in queue._messages if 0 < (m.sent_timestamp or 0) <= sent_before]
         for message in expired:
             queue._messages.remove(message)
             queue._pending_messages.discard(message)
