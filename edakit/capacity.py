@@ -21,7 +21,9 @@ An order's path, as the template wires it (every hop is modelled unless named be
    after the visibility timeout, as the handler's batch item failure does.
 5. AnalyticsFunction reads each shard of the stream, one batch in flight per shard.
 
-Left out: OrderStatusQueue and its FIFO function, NotificationFunction's own invocation
+Left out: OrderStatusQueue and its FIFO function (only checked: its sends against the FIFO
+quota, and how many messages its one message group lets its consumer take in the run),
+NotificationFunction's own invocation
 (only its DynamoDB writes and SMS are counted), the audit, review and analytics queues
 (they count as rule targets), out-of-stock orders and declined cards (the stock and the
 amounts are assumed fine), and the clickstream's records.
@@ -43,7 +45,8 @@ What is simulated, and how:
   5 GetRecords per second per shard.
 - Checks only (utilisation = peak demand / quota, nothing queues on them): EventBridge
   PutEvents requests and rule invocations per second, DynamoDB on-demand writes on the
-  busiest table (Powertools Idempotency's), and the SNS SMS monthly spend.
+  busiest table (Powertools Idempotency's), SendMessage to the FIFO OrderStatusQueue (300 a
+  second), and the SNS SMS monthly spend.
 
 Durations are virtual seconds per invocation (per batch); the effects of an invocation
 (messages it sends, deletes) happen when it ends. Orders placed at the same instant form
@@ -82,6 +85,7 @@ from typing import Any
 import simpy
 
 from .paths import SAM_APP, SHOP_SRC
+from .runtime import DEFAULT_DURATION
 from .spike import ACCOUNT_CONCURRENCY, MAXIMUM_CONCURRENCY_RANGE, Durations, Knobs
 from .template import read_template
 
@@ -128,6 +132,12 @@ RECORD_BYTES = 1000
 PUT_EVENTS_PER_SECOND = 10_000
 PUT_EVENTS_MAX_ENTRIES = 10
 RULE_INVOCATIONS_PER_SECOND = 18_750
+#: "By default, FIFO queues support 300 transactions per second, per API action for
+#: SendMessage, ReceiveMessage, and DeleteMessage. Requests over 300 TPS get the
+#: ThrottlingException error" (with high throughput, per message group; EventBridge sends one
+#: message a call, all in the rule target's one group).
+#: https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/troubleshooting-fifo-throttling-issues.html
+FIFO_SENDS_PER_SECOND = 300
 
 #: "New on-demand tables will be able to sustain up to 4,000 writes per second and 12,000
 #: reads per second." https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/on-demand-capacity-mode.html
@@ -150,6 +160,7 @@ Q_KINESIS_RECORDS = "Kinesis writes per shard (1,000 records/s)"
 Q_KINESIS_BYTES = "Kinesis writes per shard (1 MiB/s)"
 Q_KINESIS_READS = "Kinesis GetRecords per shard (5/s)"
 Q_DYNAMODB = "DynamoDB writes, IdempotencyTable (4,000/s, new on-demand table)"
+Q_FIFO_SENDS = "OrderStatusQueue SendMessage (FIFO, 300/s)"
 
 
 # -- the shop's settings, from its template ------------------------------------------------------
@@ -174,6 +185,11 @@ class ShopSettings:
     knobs: Knobs
     #: Rule targets each event the model publishes goes to (rule_targets): its rule invocations.
     rule_targets: dict[str, int] = field(default_factory=dict)
+    #: FIFO queues each event is sent to (fifo_sends): SendMessage calls against the FIFO quota.
+    fifo_sends: dict[str, int] = field(default_factory=dict)
+    #: OrderStatusFunction's BatchSize: the FIFO status queue has one message group, so its
+    #: consumer handles one batch at a time (not simulated; checked in the answer).
+    status_batch_size: int = 10
 
 
 @functools.cache
@@ -219,6 +235,8 @@ def shop_settings(template: Path = SAM_APP / "template.yaml") -> ShopSettings:
         analytics_batching_window=float(analytics.get("MaximumBatchingWindowInSeconds", 0)),
         knobs=Knobs(None if cap is None else int(cap), None if reserved is None else int(reserved), int(shards)),
         rule_targets=rule_targets(sam),
+        fifo_sends=fifo_sends(sam),
+        status_batch_size=int(mapping("OrderStatusFunction").get("BatchSize", 10)),
     )
 
 
@@ -227,29 +245,22 @@ PUBLISHED = ("OrderPlaced", "InventoryReserved", "PaymentSucceeded", "OrderConfi
 SHOP_BUS = "ShopBus"
 
 
-def rule_targets(sam: dict[str, Any], detail_types: Sequence[str] = PUBLISHED) -> dict[str, int]:
-    """How many rule targets each of `detail_types` is sent to on the shop's bus: the Targets of
-    every enabled AWS::Events::Rule whose pattern matches it, plus one for every function event
-    of type EventBridgeRule (SAM makes a rule whose one target is the function).
-
-    A pattern that also looks into the event's detail (OrderPlacedToReview: large or foreign
-    orders) matches only some orders and is not counted.
+def _bus_rules(sam: dict[str, Any]) -> list[tuple[dict[str, Any], list[dict[str, Any]]]]:
+    """(pattern, targets) of every enabled rule on the shop's bus: each AWS::Events::Rule, and
+    each function event of type EventBridgeRule (SAM makes a rule whose one target is the
+    function). A pattern that also looks into the event's detail (OrderPlacedToReview: large
+    or foreign orders) matches only some orders and is left out.
     https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-rules.html
     https://docs.aws.amazon.com/serverless-application-model/latest/developerguide/sam-property-function-eventbridgerule.html
     """
-    from .patterns import as_event, matches
-
-    if str(SHOP_SRC) not in sys.path:
-        sys.path.insert(0, str(SHOP_SRC))
-    from shop.events import EVENT_TYPES
-
-    rules: list[tuple[dict[str, Any], int]] = []  # (pattern, targets) of each enabled rule on the bus
-    for resource in sam["Resources"].values():
+    rules = []
+    for logical_id, resource in sam["Resources"].items():
         properties = resource.get("Properties") or {}
         if resource.get("Type") == "AWS::Events::Rule":
-            candidates = [(properties, properties.get("EventPattern"), len(properties.get("Targets") or []))]
+            candidates = [(properties, properties.get("EventPattern"), list(properties.get("Targets") or []))]
         elif resource.get("Type") == "AWS::Serverless::Function":
-            candidates = [(event["Properties"], event["Properties"].get("Pattern"), 1)
+            candidates = [(event["Properties"], event["Properties"].get("Pattern"),
+                           [{"Arn": {"Fn::GetAtt": [logical_id, "Arn"]}}])
                           for event in (properties.get("Events") or {}).values() if event.get("Type") == "EventBridgeRule"]
         else:
             continue
@@ -257,11 +268,51 @@ def rule_targets(sam: dict[str, Any], detail_types: Sequence[str] = PUBLISHED) -
             if (pattern is not None and "detail" not in pattern and rule.get("State", "ENABLED") != "DISABLED"
                     and _refers_to(rule.get("EventBusName"), SHOP_BUS)):
                 rules.append((pattern, targets))
+    return rules
+
+
+def _targets_per_event(sam: dict[str, Any], counted: Callable[[dict[str, Any]], bool],
+                       detail_types: Sequence[str]) -> dict[str, int]:
+    """For each of `detail_types`, how many `counted` targets of the bus's rules it is sent to."""
+    from .patterns import as_event, matches
+
+    if str(SHOP_SRC) not in sys.path:
+        sys.path.insert(0, str(SHOP_SRC))
+    from shop.events import EVENT_TYPES
+
+    rules = _bus_rules(sam)
     counts = {}
     for detail_type in detail_types:
         event = as_event({"Source": EVENT_TYPES[detail_type].source, "DetailType": detail_type, "Detail": "{}"})
-        counts[detail_type] = sum(targets for pattern, targets in rules if matches(pattern, event))
+        counts[detail_type] = sum(1 for pattern, targets in rules if matches(pattern, event)
+                                  for target in targets if counted(target))
     return counts
+
+
+def rule_targets(sam: dict[str, Any], detail_types: Sequence[str] = PUBLISHED) -> dict[str, int]:
+    """How many rule targets each of `detail_types` is sent to on the shop's bus (_bus_rules)."""
+    return _targets_per_event(sam, lambda target: True, detail_types)
+
+
+def fifo_sends(sam: dict[str, Any], detail_types: Sequence[str] = PUBLISHED) -> dict[str, int]:
+    """How many FIFO queues each of `detail_types` is sent to: one SendMessage each
+    (EventBridge sends one message per event to an SQS target). A rule target gives every
+    message its one fixed MessageGroupId, so even with high throughput, whose quota applies
+    per message group (FifoThroughputLimit: perMessageGroupId), the 300 a second hold.
+    https://docs.aws.amazon.com/eventbridge/latest/APIReference/API_SqsParameters.html
+    https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/high-throughput-fifo.html
+    """
+    def fifo(target: dict[str, Any]) -> bool:
+        queue = _target_resource(sam, target) or {}
+        return queue.get("Type") == "AWS::SQS::Queue" and bool((queue.get("Properties") or {}).get("FifoQueue"))
+
+    return _targets_per_event(sam, fifo, detail_types)
+
+
+def _target_resource(sam: dict[str, Any], target: dict[str, Any]) -> dict[str, Any] | None:
+    """The template resource a rule target's Arn refers to, if it is one of the template's."""
+    return next((resource for logical_id, resource in sam["Resources"].items()
+                 if _refers_to(target.get("Arn"), logical_id)), None)
 
 
 def _refers_to(value: Any, logical_id: str) -> bool:
@@ -321,6 +372,7 @@ class ModelResult:
     payments_peak_backlog: int = 0  # PaymentsQueue, visible + in flight, at the worst second
     kinesis_refused: int = 0  # records the stream refused (then retried)
     orders: int = 0
+    fifo_sent: int = 0  # messages EventBridge sent to OrderStatusQueue (FIFO)
 
     def breaks_first(self) -> str | None:
         """The quota whose demand went over it first (virtual time), or None if none did."""
@@ -810,6 +862,8 @@ class _Model:
         self.count("put_events", events if calls is None else calls, now, Q_PUT_EVENTS, PUT_EVENTS_PER_SECOND)
         self.count("rule_invocations", events * SHOP.rule_targets[detail_type], now, Q_RULE_INVOCATIONS,
                    RULE_INVOCATIONS_PER_SECOND)
+        if sends := events * SHOP.fifo_sends[detail_type]:
+            self.count("fifo_sends", sends, now, Q_FIFO_SENDS, FIFO_SENDS_PER_SECOND)
 
     def idempotency_writes(self, events: int, now: float) -> None:
         self.count("idempotency_writes", events * IDEMPOTENCY_WRITES_PER_EVENT, now, Q_DYNAMODB,
@@ -963,6 +1017,7 @@ def simulate(arrivals: Sequence[float], knobs: Knobs = Knobs(), durations: Durat
         payments_dead_lettered=model.payments_queue.dead_lettered, kinesis_refused=model.kinesis_refused,
         payments_peak_backlog=model.payments_peak_backlog,
         orders=len(arrivals),
+        fifo_sent=sum(count for key, count in model.per_second.items() if key[0] == "fifo_sends"),
     )
 
 
@@ -990,6 +1045,14 @@ class Answer:
     cost_per_1000_orders: float
     wall_seconds: float
     result: ModelResult = field(repr=False)
+    seconds: float = 3600.0
+
+    @property
+    def status_handled_at_most(self) -> int:
+        """What OrderStatusFunction can take from its FIFO queue in the hour: its one message
+        group is handled one batch at a time, at the local cloud's default duration a batch.
+        https://docs.aws.amazon.com/lambda/latest/dg/services-sqs-scaling.html"""
+        return int(self.seconds / DEFAULT_DURATION) * SHOP.status_batch_size
 
     def table(self) -> str:
         """The answer and every quota's peak use, as a Markdown table."""
@@ -1008,6 +1071,9 @@ class Answer:
             f"| throttled invocations / dead-lettered messages | {self.throttles:,} / {self.dead_lettered:,} |",
             f"| breaks first | {self.breaks_first or 'nothing'} ({self.breaks_first_use:,.2f} x) |",
             f"| cost ({self.cost_per_1000_orders:.4f} USD per 1,000 orders) | {self.cost_usd:,.2f} USD |",
+            f"| status messages sent to OrderStatusQueue (FIFO, one message group) | {self.result.fifo_sent:,} |",
+            f"| of which its consumer can handle in the hour (one batch of {SHOP.status_batch_size} at a time, "
+            f"{DEFAULT_DURATION:g} s each) | at most {self.status_handled_at_most:,} |",
             "",
             "| quota | peak use |",
             "| --- | ---: |",
@@ -1062,7 +1128,7 @@ def million_orders_an_hour(knobs: Knobs | None = None, durations: Durations = Du
         confirmed=len(latencies), dead_lettered=result.dead_lettered, throttles=result.throttles,
         breaks_first=first, breaks_first_use=result.quota_use.get(first, 0.0) if first else 0.0,
         quota_use=result.quota_use, cost_usd=per_1000 * orders / 1000, cost_per_1000_orders=per_1000,
-        wall_seconds=wall, result=result,
+        wall_seconds=wall, result=result, seconds=seconds,
     )
 
 

@@ -193,15 +193,23 @@ display(Markdown(capacity_answer.read_text()))
 #
 # - **As deployed, order processing is the bottleneck.** Five batches at once, of 10
 #   messages each, cannot take three messages for each of 278 orders a second: the
-#   backlog grows for the whole hour and orders wait half an hour. No quota breaks on
-#   the way; the **MaximumConcurrency** knob is doing exactly its job.
+#   backlog grows for the whole hour and orders wait half an hour: the
+#   **MaximumConcurrency** knob is doing exactly its job.
 # - **Raised to 50, OrdersQueue keeps up,** and the next cap shows: payments, whose
 #   mapping is held at 5 batches (and whose gateway fails 30 % of the calls). A peak is
 #   a chain: each consumer's capacity must be raised, or the backlog moves downstream.
-# - **The first quota to break is the SMS spend limit:** a new account may spend
-#   1 USD a month on SMS, about 172 confirmations. Raise it with AWS Support weeks
-#   before the day. Every rate quota (PutEvents, rule invocations, Kinesis shards,
-#   DynamoDB on-demand, the account's concurrency) stays below its limit.
+# - **The first quota to break is the FIFO status queue's.** OrderPlaced,
+#   InventoryReserved and OrderConfirmed each go to OrderStatusQueue, one SendMessage
+#   apiece: 750 to 820 a second at the peak, against a FIFO queue's 300. Its consumer
+#   is slower still. A rule target gives every message the same MessageGroupId, so the
+#   queue has one message group, handled one message at a time: about 36,000 of the
+#   3 million in the hour. The status history falls days behind. High throughput does
+#   not help, because its quota applies per message group. Per-order groups would, and
+#   a rule target cannot set them: it takes something between the bus and the queue.
+# - **The SMS spend limit breaks too:** a new account may spend 1 USD a month on SMS,
+#   about 172 confirmations. Raise it with AWS Support weeks before the day. The other
+#   rate quotas (PutEvents, rule invocations, Kinesis shards, DynamoDB on-demand, the
+#   account's concurrency) stay below their limits.
 # - **The cost is SMS.** About 5,880 USD for the hour, 99 % of it text messages; the
 #   serverless part (events, queues, functions, tables, the stream) costs a few USD.
 
@@ -218,7 +226,8 @@ display(Markdown(capacity_answer.read_text()))
 #   shard. Its symptom is the **iterator age**, not the queue.
 # - A peak is a chain: raise one consumer's cap and the backlog moves to the next
 #   (payments, here). A model built on the documented quotas says where, before the
-#   day; the first quota a new account breaks is the SMS spend limit.
+#   day: here, the FIFO status queue's 300 sends a second and a new account's SMS
+#   spend limit.
 #
 # ## Try this
 #

@@ -8,7 +8,16 @@ from typing import Any
 
 import pytest
 
-from edakit.capacity import SAM_APP, SHOP, rule_targets
+from edakit.capacity import (
+    FIFO_SENDS_PER_SECOND,
+    Q_FIFO_SENDS,
+    SAM_APP,
+    SHOP,
+    Knobs,
+    fifo_sends,
+    rule_targets,
+    simulate,
+)
 from edakit.template import read_template
 
 #: The targets in sam-app/template.yaml: OrderPlaced goes to the audit and analytics queues,
@@ -60,3 +69,34 @@ class TestRuleTargets:
         sam["Resources"]["AllShopEventsRule"]["Properties"]["State"] = "DISABLED"
         assert rule_targets(sam) == {"OrderPlaced": 6, "InventoryReserved": 4, "PaymentSucceeded": 3,
                                      "OrderConfirmed": 4}
+
+
+class TestTheFifoStatusQueue:
+    def test_every_event_the_status_rule_matches_is_one_send_to_the_fifo_queue(self, sam: dict[str, Any]) -> None:
+        """EventBridge sends each event to an SQS target with one SendMessage; the status rule
+        sends OrderPlaced, InventoryReserved and OrderConfirmed (not PaymentSucceeded) to the
+        FIFO OrderStatusQueue. A standard queue is not counted.
+
+        https://docs.aws.amazon.com/eventbridge/latest/APIReference/API_SqsParameters.html
+        """
+        status = {"OrderPlaced": 1, "InventoryReserved": 1, "PaymentSucceeded": 0, "OrderConfirmed": 1}
+        assert fifo_sends(sam) == status
+        assert SHOP.fifo_sends == status
+        assert SHOP.status_batch_size == 1  # its consumer takes one message at a time
+        del sam["Resources"]["OrderStatusQueue"]["Properties"]["FifoQueue"]
+        assert fifo_sends(sam) == dict.fromkeys(status, 0)
+
+    def test_more_than_300_sends_a_second_to_the_fifo_queue_break_its_quota(self) -> None:
+        """"By default, FIFO queues support 300 transactions per second, per API action for
+        SendMessage": up to three status messages an order, so 50 orders in a second stay below it,
+        200 break it.
+
+        https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/troubleshooting-fifo-throttling-issues.html
+        """
+        few = simulate([0.5] * 50, Knobs(maximum_concurrency=1000), horizon=30)
+        assert 0 < few.quota_use[Q_FIFO_SENDS] < 1 and Q_FIFO_SENDS not in few.broken_at
+        many = simulate([0.5] * 200, Knobs(maximum_concurrency=1000), horizon=30)
+        assert many.quota_use[Q_FIFO_SENDS] * FIFO_SENDS_PER_SECOND > FIFO_SENDS_PER_SECOND
+        assert Q_FIFO_SENDS in many.broken_at
+        # OrderPlaced and InventoryReserved for each order, OrderConfirmed for each confirmed one
+        assert many.fifo_sent == 2 * 200 + len(many.latencies)
