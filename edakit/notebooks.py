@@ -32,3 +32,11 @@ def execute_notebook(path: str | Path, timeout: float = 60) -> tuple[Any, float]
 def outputs_of(notebook: Any) -> list[dict[str, Any]]:
     """Every output of every code cell, in order."""
     return [output for cell in notebook.cells if cell.cell_type == "code" for output in cell.get("outputs", [])]
+
+
+def text_of(outputs: list[dict[str, Any]]) -> str:
+    """The text a reader sees in `outputs`: every stream's text, then every display's Markdown and
+    plain text, joined (what a notebook test searches)."""
+    text = "".join(o.get("text", "") for o in outputs if o.get("output_type") == "stream")
+    return text + "".join(o["data"].get("text/markdown", "") + o["data"].get("text/plain", "")
+                          for o in outputs if "data" in o)

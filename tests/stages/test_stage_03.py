@@ -323,13 +323,11 @@ class TestChapter:
         120 s apart, the OnFailure record, and a redelivered event with one effect.
         https://docs.aws.amazon.com/lambda/latest/dg/invocation-async.html
         """
-        from edakit.notebooks import execute_notebook, outputs_of
+        from edakit.notebooks import execute_notebook, outputs_of, text_of
 
         notebook, seconds = execute_notebook(NOTEBOOK)
         outputs = outputs_of(notebook)
-        text = "".join(o.get("text", "") for o in outputs if o.get("output_type") == "stream")
-        text += "".join(o["data"].get("text/markdown", "") + o["data"].get("text/plain", "")
-                        for o in outputs if "data" in o)
+        text = text_of(outputs)
         assert "alice: CONFIRMED" in text and "bob: OUT_OF_STOCK" in text
         assert "OrderPlaced → InventoryReserved → OrderConfirmed" in text
         assert "attempts at +0 s, +60 s, +180 s" in text

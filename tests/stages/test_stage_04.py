@@ -351,13 +351,11 @@ class TestChapter:
         each order's status history in order.
         https://docs.aws.amazon.com/lambda/latest/dg/with-sqs.html
         """
-        from edakit.notebooks import execute_notebook, outputs_of
+        from edakit.notebooks import execute_notebook, outputs_of, text_of
 
         notebook, seconds = execute_notebook(NOTEBOOK)
         outputs = outputs_of(notebook)
-        text = "".join(o.get("text", "") for o in outputs if o.get("output_type") == "stream")
-        text += "".join(o["data"].get("text/markdown", "") + o["data"].get("text/plain", "")
-                        for o in outputs if "data" in o)
+        text = text_of(outputs)
         assert "lost: 0" in text
         assert "receives at +0 s, +91 s, +182 s, then the DLQ" in text
         assert "moved 3 message(s) from" in text and "DLQ now holds 0" in text

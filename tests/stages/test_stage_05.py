@@ -378,13 +378,11 @@ class TestChapter:
         service queue got, the filter policies at work, and the new consumer.
         https://docs.aws.amazon.com/sns/latest/dg/sns-message-filtering.html
         """
-        from edakit.notebooks import execute_notebook, outputs_of
+        from edakit.notebooks import execute_notebook, outputs_of, text_of
 
         notebook, seconds = execute_notebook(NOTEBOOK)
         outputs = outputs_of(notebook)
-        text = "".join(o.get("text", "") for o in outputs if o.get("output_type") == "stream")
-        text += "".join(o["data"].get("text/markdown", "") + o["data"].get("text/plain", "")
-                        for o in outputs if "data" in o)
+        text = text_of(outputs)
         assert "alice: CONFIRMED" in text and "bob: OUT_OF_STOCK" in text
         assert "| email | customer@example.com | Your order" in text
         assert "| sms | +15555550100 |" in text

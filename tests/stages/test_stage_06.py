@@ -349,13 +349,11 @@ class TestChapter:
         the windows' totals, a chart, and a poison record.
         https://docs.aws.amazon.com/lambda/latest/dg/services-kinesis-windows.html
         """
-        from edakit.notebooks import execute_notebook, outputs_of
+        from edakit.notebooks import execute_notebook, outputs_of, text_of
 
         notebook, seconds = execute_notebook(NOTEBOOK)
         outputs = outputs_of(notebook)
-        text = "".join(o.get("text", "") for o in outputs if o.get("output_type") == "stream")
-        text += "".join(o["data"].get("text/markdown", "") + o["data"].get("text/plain", "")
-                        for o in outputs if "data" in o)
+        text = text_of(outputs)
         assert "| 09:00 |" in text and "| 09:02 |" in text
         assert "the table matches what was sent: True" in text
         assert "AnalyticsFailuresQueue: 1 failure record, batchSize 1" in text

@@ -474,13 +474,11 @@ class TestChapter:
         outage, the compensation, and a small chaos run drawn over virtual time.
         https://docs.aws.amazon.com/lambda/latest/dg/services-sqs-errorhandling.html
         """
-        from edakit.notebooks import execute_notebook, outputs_of
+        from edakit.notebooks import execute_notebook, outputs_of, text_of
 
         notebook, seconds = execute_notebook(NOTEBOOK)
         outputs = outputs_of(notebook)
-        text = "".join(o.get("text", "") for o in outputs if o.get("output_type") == "stream")
-        text += "".join(o["data"].get("text/markdown", "") + o["data"].get("text/plain", "")
-                        for o in outputs if "data" in o)
+        text = text_of(outputs)
         assert "carol: in the DLQ after 8 receives" in text
         assert "carol: CONFIRMED after the redrive, charged 1 time(s)" in text
         assert "dave: CANCELLED, stock back to 5" in text

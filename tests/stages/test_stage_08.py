@@ -250,13 +250,11 @@ class TestChapter:
         timeline and the trace of one order.
         https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/AlarmThatSendsEmail.html
         """
-        from edakit.notebooks import execute_notebook, outputs_of
+        from edakit.notebooks import execute_notebook, outputs_of, text_of
 
         notebook, seconds = execute_notebook(NOTEBOOK)
         outputs = outputs_of(notebook)
-        text = "".join(o.get("text", "") for o in outputs if o.get("output_type") == "stream")
-        text += "".join(o["data"].get("text/markdown", "") + o["data"].get("text/plain", "")
-                        for o in outputs if "data" in o)
+        text = text_of(outputs)
         assert "sequenceDiagram" in text
         assert "OrdersDLQNotEmptyAlarm: OK -> ALARM" in text
         assert "OrdersDLQNotEmptyAlarm: ALARM -> OK" in text

@@ -341,13 +341,11 @@ class TestChapter:
     @pytest.mark.notebook
     def test_the_notebook_runs_in_seconds_and_shows_each_functions_calls_against_its_grants(self) -> None:
         """https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_evaluation-logic.html"""
-        from edakit.notebooks import execute_notebook, outputs_of
+        from edakit.notebooks import execute_notebook, outputs_of, text_of
 
         notebook, seconds = execute_notebook(NOTEBOOK)
         outputs = outputs_of(notebook)
-        text = "".join(o.get("text", "") for o in outputs if o.get("output_type") == "stream")
-        text += "".join(o["data"].get("text/markdown", "") + o["data"].get("text/plain", "")
-                        for o in outputs if "data" in o)
+        text = text_of(outputs)
         assert "| NotificationFunction | sns:Publish | OrderStatusTopic | code | allowed |" in text
         assert "| OrderProcessingFunction | sqs:ReceiveMessage | OrdersQueue | Lambda | allowed |" in text
         assert "0 calls denied, 0 unused grants outside the exceptions" in text

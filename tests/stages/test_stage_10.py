@@ -224,13 +224,11 @@ class TestChapter:
     @pytest.mark.notebook
     def test_the_notebook_runs_in_seconds_and_shows_the_spikes_the_lesson_and_the_model(self) -> None:
         """https://docs.aws.amazon.com/lambda/latest/dg/services-sqs-scaling.html"""
-        from edakit.notebooks import execute_notebook, outputs_of
+        from edakit.notebooks import execute_notebook, outputs_of, text_of
 
         notebook, seconds = execute_notebook(NOTEBOOK)
         outputs = outputs_of(notebook)
-        text = "".join(o.get("text", "") for o in outputs if o.get("output_type") == "stream")
-        text += "".join(o["data"].get("text/markdown", "") + o["data"].get("text/plain", "")
-                        for o in outputs if "data" in o)
+        text = text_of(outputs)
         assert sum("image/png" in o.get("data", {}) for o in outputs) >= 2, "the notebook draws the knobs and the model"
         assert "1,000,000 orders in one hour" in text and "breaks first" in text, text[-2000:]
         assert any("mermaid" in o["data"].get("text/markdown", "") + o["data"].get("text/html", "")
