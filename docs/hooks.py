@@ -321,27 +321,11 @@ def _latest_stage() -> Path | None:
 def _rules_and_targets(template: Path) -> tuple[dict[str, tuple[dict[str, Any], list[str]]], dict[str, str]]:
     """Each EventBridge rule of a stage (SAM's generated ones included), with its pattern and
     its targets' logical ids; and the type of every resource, by logical id."""
-    from edakit.template import load_stage
+    from edakit.template import event_rules, load_stage
 
     stage = load_stage(template, "us-east-1")
     types = {logical_id: resource.get("Type", "") for logical_id, resource in stage.resources.items()}
-    rules = {}
-    for logical_id, resource in stage.resources.items():
-        properties = resource.get("Properties") or {}
-        if resource.get("Type") != "AWS::Events::Rule" or "EventPattern" not in properties:
-            continue
-        targets = []
-        for target in properties.get("Targets", []):
-            arn = target.get("Arn")
-            if isinstance(arn, dict) and "Fn::GetAtt" in arn:
-                attribute = arn["Fn::GetAtt"]
-                targets.append(attribute[0] if isinstance(attribute, list) else attribute.split(".")[0])
-            elif isinstance(arn, dict) and "Ref" in arn:
-                targets.append(arn["Ref"])
-            else:
-                targets.append(str(arn))
-        rules[logical_id] = (properties["EventPattern"], targets)
-    return rules, types
+    return {rule.logical_id: (rule.pattern, rule.targets) for rule in event_rules(stage.resources)}, types
 
 
 #: How the catalogue's diagram draws a rule's target, by resource type (as edakit.diagrams does).

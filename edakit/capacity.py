@@ -87,7 +87,7 @@ import simpy
 from .paths import SAM_APP, SHOP_SRC
 from .runtime import DEFAULT_DURATION
 from .spike import ACCOUNT_CONCURRENCY, MAXIMUM_CONCURRENCY_RANGE, Durations, Knobs
-from .template import read_template
+from .template import EventRule, event_rules, load_stage
 
 # -- AWS's documented quotas and rates ---------------------------------------------------------
 
@@ -195,7 +195,8 @@ class ShopSettings:
 @functools.cache
 def shop_settings(template: Path = SAM_APP / "template.yaml") -> ShopSettings:
     """Read the settings the model needs from a SAM template (parameters resolve to their Default)."""
-    sam = read_template(Path(template))
+    stage = load_stage(template, "us-east-1")  # the SAM template, and the CloudFormation it becomes
+    sam = stage.sam
     resources, parameters = sam["Resources"], sam.get("Parameters") or {}
 
     def value(raw: Any) -> Any:
@@ -234,8 +235,8 @@ def shop_settings(template: Path = SAM_APP / "template.yaml") -> ShopSettings:
         analytics_batch_size=int(analytics.get("BatchSize", 100)),
         analytics_batching_window=float(analytics.get("MaximumBatchingWindowInSeconds", 0)),
         knobs=Knobs(None if cap is None else int(cap), None if reserved is None else int(reserved), int(shards)),
-        rule_targets=rule_targets(sam),
-        fifo_sends=fifo_sends(sam),
+        rule_targets=rule_targets(stage.resources),
+        fifo_sends=fifo_sends(stage.resources),
         status_batch_size=int(mapping("OrderStatusFunction").get("BatchSize", 10)),
     )
 
@@ -245,56 +246,42 @@ PUBLISHED = ("OrderPlaced", "InventoryReserved", "PaymentSucceeded", "OrderConfi
 SHOP_BUS = "ShopBus"
 
 
-def _bus_rules(sam: dict[str, Any]) -> list[tuple[dict[str, Any], list[dict[str, Any]]]]:
-    """(pattern, targets) of every enabled rule on the shop's bus: each AWS::Events::Rule, and
-    each function event of type EventBridgeRule (SAM makes a rule whose one target is the
-    function). A pattern that also looks into the event's detail (OrderPlacedToReview: large
-    or foreign orders) matches only some orders and is left out.
+def _bus_rules(resources: dict[str, Any]) -> list[EventRule]:
+    """The enabled rules on the shop's bus, from the translated template (so the rules SAM makes
+    from a function's EventBridgeRule events are among them). A pattern that also looks into
+    the event's detail (OrderPlacedToReview: large or foreign orders) matches only some
+    orders and is left out.
     https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-rules.html
-    https://docs.aws.amazon.com/serverless-application-model/latest/developerguide/sam-property-function-eventbridgerule.html
     """
-    rules = []
-    for logical_id, resource in sam["Resources"].items():
-        properties = resource.get("Properties") or {}
-        if resource.get("Type") == "AWS::Events::Rule":
-            candidates = [(properties, properties.get("EventPattern"), list(properties.get("Targets") or []))]
-        elif resource.get("Type") == "AWS::Serverless::Function":
-            candidates = [(event["Properties"], event["Properties"].get("Pattern"),
-                           [{"Arn": {"Fn::GetAtt": [logical_id, "Arn"]}}])
-                          for event in (properties.get("Events") or {}).values() if event.get("Type") == "EventBridgeRule"]
-        else:
-            continue
-        for rule, pattern, targets in candidates:
-            if (pattern is not None and "detail" not in pattern and rule.get("State", "ENABLED") != "DISABLED"
-                    and _refers_to(rule.get("EventBusName"), SHOP_BUS)):
-                rules.append((pattern, targets))
-    return rules
+    return [rule for rule in event_rules(resources)
+            if rule.enabled and rule.bus == SHOP_BUS and "detail" not in rule.pattern]
 
 
-def _targets_per_event(sam: dict[str, Any], counted: Callable[[dict[str, Any]], bool],
+def _targets_per_event(resources: dict[str, Any], counted: Callable[[str], bool],
                        detail_types: Sequence[str]) -> dict[str, int]:
-    """For each of `detail_types`, how many `counted` targets of the bus's rules it is sent to."""
+    """For each of `detail_types`, how many `counted` targets (logical ids) of the bus's rules it is sent to."""
     from .patterns import as_event, matches
 
     if str(SHOP_SRC) not in sys.path:
         sys.path.insert(0, str(SHOP_SRC))
     from shop.events import EVENT_TYPES
 
-    rules = _bus_rules(sam)
+    rules = _bus_rules(resources)
     counts = {}
     for detail_type in detail_types:
         event = as_event({"Source": EVENT_TYPES[detail_type].source, "DetailType": detail_type, "Detail": "{}"})
-        counts[detail_type] = sum(1 for pattern, targets in rules if matches(pattern, event)
-                                  for target in targets if counted(target))
+        counts[detail_type] = sum(1 for rule in rules if matches(rule.pattern, event)
+                                  for target in rule.targets if counted(target))
     return counts
 
 
-def rule_targets(sam: dict[str, Any], detail_types: Sequence[str] = PUBLISHED) -> dict[str, int]:
-    """How many rule targets each of `detail_types` is sent to on the shop's bus (_bus_rules)."""
-    return _targets_per_event(sam, lambda target: True, detail_types)
+def rule_targets(resources: dict[str, Any], detail_types: Sequence[str] = PUBLISHED) -> dict[str, int]:
+    """How many rule targets each of `detail_types` is sent to on the shop's bus (_bus_rules),
+    given the translated template's resources."""
+    return _targets_per_event(resources, lambda target: True, detail_types)
 
 
-def fifo_sends(sam: dict[str, Any], detail_types: Sequence[str] = PUBLISHED) -> dict[str, int]:
+def fifo_sends(resources: dict[str, Any], detail_types: Sequence[str] = PUBLISHED) -> dict[str, int]:
     """How many FIFO queues each of `detail_types` is sent to: one SendMessage each
     (EventBridge sends one message per event to an SQS target). A rule target gives every
     message its one fixed MessageGroupId, so even with high throughput, whose quota applies
@@ -302,27 +289,11 @@ def fifo_sends(sam: dict[str, Any], detail_types: Sequence[str] = PUBLISHED) -> 
     https://docs.aws.amazon.com/eventbridge/latest/APIReference/API_SqsParameters.html
     https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/high-throughput-fifo.html
     """
-    def fifo(target: dict[str, Any]) -> bool:
-        queue = _target_resource(sam, target) or {}
+    def fifo(target: str) -> bool:
+        queue = resources.get(target) or {}
         return queue.get("Type") == "AWS::SQS::Queue" and bool((queue.get("Properties") or {}).get("FifoQueue"))
 
-    return _targets_per_event(sam, fifo, detail_types)
-
-
-def _target_resource(sam: dict[str, Any], target: dict[str, Any]) -> dict[str, Any] | None:
-    """The template resource a rule target's Arn refers to, if it is one of the template's."""
-    return next((resource for logical_id, resource in sam["Resources"].items()
-                 if _refers_to(target.get("Arn"), logical_id)), None)
-
-
-def _refers_to(value: Any, logical_id: str) -> bool:
-    """True for a Ref or Fn::GetAtt (["Id", "Name"] or "Id.Name") of the resource `logical_id`."""
-    if not isinstance(value, dict):
-        return False
-    attribute = value.get("Fn::GetAtt")
-    if isinstance(attribute, str):
-        attribute = attribute.split(".")
-    return value.get("Ref") == logical_id or (isinstance(attribute, list) and attribute[:1] == [logical_id])
+    return _targets_per_event(resources, fifo, detail_types)
 
 
 SHOP = shop_settings()

@@ -258,6 +258,52 @@ def translate(sam: dict[str, Any], region: str) -> dict[str, Any]:
     return translated
 
 
+def cloudformation_of(sam: dict[str, Any], region: str) -> dict[str, Any]:
+    """The CloudFormation a SAM template becomes (its code left out: functions get a placeholder)."""
+    return translate(_with_placeholder_code(sam), region)
+
+
+def logical_id_of(value: Any) -> str | None:
+    """The template resource that a Ref or an Fn::GetAtt (["Id", "Attribute"] or "Id.Attribute")
+    names; None for anything else (a literal ARN, an Fn::Sub)."""
+    if not isinstance(value, dict):
+        return None
+    if isinstance(value.get("Ref"), str):
+        return value["Ref"]
+    attribute = value.get("Fn::GetAtt")
+    if isinstance(attribute, str):
+        return attribute.split(".")[0]
+    if isinstance(attribute, list) and attribute:
+        return str(attribute[0])
+    return None
+
+
+@dataclass(frozen=True)
+class EventRule:
+    """An EventBridge rule that matches events (not a schedule), as the translated template has
+    it: the rules SAM makes from a function's EventBridgeRule events are among them."""
+
+    logical_id: str
+    pattern: dict[str, Any]
+    targets: list[str]  # each target's logical id, or its Arn as written when it names no resource
+    bus: str | None  # the logical id of its event bus; None for the account's default bus
+    enabled: bool  # State DISABLED sends nothing
+
+
+def event_rules(resources: dict[str, Any]) -> list[EventRule]:
+    """Every rule with an EventPattern among a translated template's `resources`, in order.
+    https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/aws-resource-events-rule.html"""
+    rules = []
+    for logical_id, resource in resources.items():
+        properties = resource.get("Properties") or {}
+        if resource.get("Type") != "AWS::Events::Rule" or "EventPattern" not in properties:
+            continue
+        targets = [logical_id_of(target.get("Arn")) or str(target.get("Arn")) for target in properties.get("Targets", [])]
+        rules.append(EventRule(logical_id, properties["EventPattern"], targets,
+                               logical_id_of(properties.get("EventBusName")), properties.get("State") != "DISABLED"))
+    return rules
+
+
 def load_stage(path: str | os.PathLike[str], region: str) -> Stage:
     """Read, check and translate a stage's template."""
     template_path = Path(path)
@@ -269,7 +315,7 @@ def load_stage(path: str | os.PathLike[str], region: str) -> Stage:
     sam = read_template(template_path)
     _check_supported(sam)
     functions = _function_sources(sam, template_path.parent)
-    cloudformation = translate(_with_placeholder_code(sam), region)
+    cloudformation = cloudformation_of(sam, region)
     for logical_id, resource in cloudformation.get("Resources", {}).items():
         if resource.get("Type") not in SUPPORTED_RESOURCE_TYPES:
             raise UnsupportedResourceError(logical_id, resource.get("Type", "?"), UNSUPPORTED_RESOURCE_HINT)
