@@ -446,31 +446,31 @@ def _transact_write_items(backend: DynamoDBBackend, transact_items: list[dict[st
     https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_TransactWriteItems.html"""
     backups = []
     for table, hash_value, range_value in _transaction_targets(backend, transact_items[:100]):
-        item = table.items.get(hash_value)
-        if range_value is not None:
-            item = item.get(range_value) if item else None
         stream = table.stream_shard
-        backups.append((table, hash_value, range_value, copy.deepcopy(item),
+        backups.append((table, hash_value, range_value, copy.deepcopy(table.get_item(hash_value, range_value)),
                         None if stream is None else len(stream.items)))
     try:
         _originals["transact_write_items"](backend, transact_items)
     except Exception:
         for table, hash_value, range_value, item, stream_length in reversed(backups):
-            if range_value is None:
-                if item is None:
-                    table.items.pop(hash_value, None)
-                else:
-                    table.items[hash_value] = item
-            elif item is None:
-                if hash_value in table.items:
-                    table.items[hash_value].pop(range_value, None)
-                    if not table.items[hash_value]:
-                        del table.items[hash_value]
-            else:
-                table.items[hash_value][range_value] = item
+            _put_back(table, hash_value, range_value, item)
             if stream_length is not None:
                 del table.stream_shard.items[stream_length:]
         raise
+
+
+def _put_back(table: Table, hash_value: Any, range_value: Any, item: Any) -> None:
+    """Make the item at this key `item` again (None: no item), writing no stream record."""
+    if range_value is None:
+        items, key = table.items, hash_value
+    else:
+        items, key = table.items.setdefault(hash_value, {}), range_value
+    if item is None:
+        items.pop(key, None)
+    else:
+        items[key] = item
+    if range_value is not None and not items:
+        del table.items[hash_value]
 
 
 class _QueueAttributes(Mapping[str, Any]):
